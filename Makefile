@@ -1,0 +1,34 @@
+# The task list: `make help`.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: help install run test lint bench clean
+
+help:  ## this list
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(BIN)/authz: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $(BIN)/authz
+
+install: $(BIN)/authz  ## create .venv and install authz with its dev tools
+
+run: install  ## set up the embedded store with a demo organization and serve on $(HOST):$(PORT)
+	AUTHZ_DEV_MODE=1 AUTHZ_ISSUER=http://$(HOST):$(PORT) $(BIN)/authz init --demo
+	AUTHZ_DEV_MODE=1 AUTHZ_ISSUER=http://$(HOST):$(PORT) $(BIN)/authz serve --host $(HOST) --port $(PORT)
+
+test: install  ## lint, type-check and run the whole test suite
+	$(BIN)/ruff check .
+	$(BIN)/mypy authz api
+	$(BIN)/pytest -q -n 2
+
+bench: install  ## run every benchmark and print the tables
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,227 @@
+"""OpenAPI paths of `api/access.py`: decisions (check, check-batch) and the lists that agree.
+
+The action vocabulary comes from `authz/policy/vocabulary.py`, so the document cannot drift from
+the catalogue. An action outside it is still well-formed input: the contract answers it as a deny
+whose reason says "unknown action", so `action` is the catalogue *or* any other non-empty string.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from api.spec.common import nullable, obj, operation, query_param, ref
+from authz.policy.vocabulary import ACTIONS, RELATIONS, RESOURCE_TYPES
+from authz.rfc9068 import VIA
+
+TAG = "access"
+STR = {"type": "string"}
+REVISION = {"type": "string", "description": "Opaque consistency token; only grows"}
+MAX_BATCH = 1000
+
+_ACTION = {
+    "description": (
+        "`<resource type>.<verb>` from the catalogue (`authz/policy/vocabulary.py`). Any other "
+        "string is answered with `allowed: false` and the reason `unknown action`."
+    ),
+    "anyOf": [
+        {"enum": sorted(ACTIONS)},
+        {"type": "string", "minLength": 1, "maxLength": 200},
+    ],
+}
+_RESOURCE = obj(
+    {
+        "type": {
+            "type": "string",
+            "description": "The resource type: " + ", ".join(sorted(RESOURCE_TYPES)),
+            "examples": sorted(RESOURCE_TYPES),
+        },
+        "id": nullable({"type": "string", "maxLength": 200}),
+        "owner": nullable(
+            {
+                "type": "string",
+                "maxLength": 200,
+                "description": "The client (`cli_…`) or organization (`org_…`) that owns it",
+            }
+        ),
+    },
+    ("type",),
+)
+_CONTEXT = nullable(
+    obj(
+        {
+            "payment_method": {
+                "type": "string",
+                "description": "The payment method (`pm_…`) an `invoice.pay` would use",
+            }
+        }
+    )
+)
+_CHECK_FIELDS: dict[str, Any] = {
+    "token": {
+        "type": "string",
+        "minLength": 1,
+        "description": (
+            "The user's access token. An invalid, expired or revoked token is a deny with its "
+            "reason, never an error"
+        ),
+    },
+    "subject": {
+        "type": "string",
+        "pattern": "^[a-z]+:.+$",
+        "description": "client:<id>, provider:<id> or reviewer:<id> (scope authz:check:subjects)",
+    },
+    "acting_as": nullable(
+        {"type": "string", "pattern": "^client:", "description": "The client the subject acts as"}
+    ),
+    "action": _ACTION,
+    "resource": ref("AccessResource"),
+    "context": _CONTEXT,
+}
+# `token` or `subject` (+ `acting_as`), never both.
+_WHO = {
+    "oneOf": [
+        {
+            "required": ["token"],
+            "not": {"anyOf": [{"required": ["subject"]}, {"required": ["acting_as"]}]},
+        },
+        {"required": ["subject"], "not": {"required": ["token"]}},
+    ]
+}
+
+SCHEMAS: dict[str, Any] = {
+    "AccessResource": _RESOURCE,
+    "Consistency": {
+        "description": (
+            "`at_least`: answer on a policy state at least that fresh (a `revision` a write "
+            "returned); `full`: the newest. Absent: the newest too (one cheap revision read), "
+            "so a revoke that returned is never followed by an allow, on any replica."
+        ),
+        "oneOf": [
+            obj({"at_least": {"type": "string", "pattern": "^[0-9]+$"}}, ("at_least",)),
+            obj({"full": {"const": True}}, ("full",)),
+        ],
+    },
+    "CheckRequest": {
+        **obj({**_CHECK_FIELDS, "consistency": ref("Consistency")}, ("action", "resource")),
+        **_WHO,
+    },
+    "BatchCheck": {**obj(_CHECK_FIELDS, ("action", "resource")), **_WHO},
+    "CheckBatchRequest": obj(
+        {
+            "checks": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": MAX_BATCH,
+                "items": ref("BatchCheck"),
+            },
+            "consistency": ref("Consistency"),
+        },
+        ("checks",),
+    ),
+    "Decision": obj(
+        {
+            "allowed": {"type": "boolean"},
+            "decision_id": {"type": "string", "pattern": "^dec_"},
+            "reason": {"type": "string", "description": "Human-readable why"},
+            "rule": {"type": "string", "description": "The policy line(s) that decided"},
+            "revision": REVISION,
+        },
+        ("allowed", "decision_id", "reason", "rule", "revision"),
+        closed=False,
+    ),
+    "CheckBatchResult": obj(
+        {"results": {"type": "array", "items": ref("Decision")}, "revision": REVISION},
+        ("results", "revision"),
+        closed=False,
+    ),
+    "Account": obj(
+        {
+            "client_id": STR,
+            "name": STR,
+            "via": {"enum": list(VIA)},
+            "link_id": nullable(STR),
+            "access_level": nullable(STR),
+        },
+        ("client_id", "via"),
+        closed=False,
+    ),
+    "Accounts": obj(
+        {"accounts": {"type": "array", "items": ref("Account")}, "revision": REVISION},
+        ("accounts", "revision"),
+        closed=False,
+    ),
+    "AccessPath": obj(
+        {
+            "subject": STR,
+            "relation": {"type": "string", "examples": list(RELATIONS)},
+            "link_id": nullable(STR),
+            "reason": STR,
+        },
+        ("subject", "relation"),
+        closed=False,
+    ),
+    "WhoCan": obj(
+        {
+            "client_id": STR,
+            "access": {"type": "array", "items": ref("AccessPath")},
+            "revision": REVISION,
+        },
+        ("client_id", "access", "revision"),
+        closed=False,
+    ),
+}
+
+PATHS: dict[str, Any] = {
+    "/v1/access/check": {
+        "post": operation(
+            "checkAccess",
+            "One decision with its reason, rule and decision id (scope authz:check)",
+            TAG,
+            (200, ref("Decision")),
+            body=ref("CheckRequest"),
+            errors=(400, 403, 429),
+        ),
+    },
+    "/v1/access/check-batch": {
+        "post": operation(
+            "checkAccessBatch",
+            f"Up to {MAX_BATCH} decisions on one fresh view, answered in order",
+            TAG,
+            (200, ref("CheckBatchResult")),
+            body=ref("CheckBatchRequest"),
+            errors=(400, 403, 429),
+        ),
+    },
+    "/v1/access/accounts": {
+        "get": operation(
+            "listAccounts",
+            "The Switch Account list: of the caller's client token, or of a login by email",
+            TAG,
+            (200, ref("Accounts")),
+            parameters=[
+                query_param(
+                    "login",
+                    {"type": "string", "format": "email", "maxLength": 254},
+                    "The login's verified email (scope authz:check); omit with a client's token",
+                )
+            ],
+            errors=(400, 403),
+        ),
+    },
+    "/v1/access/who-can": {
+        "get": operation(
+            "whoCan",
+            "Every login/account that can act as or on a client, and through which grant",
+            TAG,
+            (200, ref("WhoCan")),
+            parameters=[
+                query_param(
+                    "client",
+                    {"type": "string", "minLength": 1, "maxLength": 200},
+                    "The client (`cli_…`)",
+                    required=True,
+                )
+            ],
+        ),
+    },
+}

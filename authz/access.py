@@ -1,0 +1,331 @@
+"""Access decisions as use cases: parse a check, make the facts fresh enough, decide, log.
+
+Flow: `/v1/access/*` view → `AccessService` → `FactIndex.ensure_fresh` (one revision read) →
+tokens (`TokenCache` + `token_problem` over the facts) → `Engine` → decision log.
+
+Both tokens of a check (the portal backend's bearer token and the user's) are verified once per
+token and then answered from memory until `exp`; whether they are still good (revoked, OAuth
+client disabled, account removed, grant revoked or narrowed) comes from the fact index, fresh by
+revision, so no check reads the store beyond the revision.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from authz import rfc9068
+from authz.errors import Forbidden, Unauthenticated, ValidationFailed
+from authz.policy.decision_log import DecisionLog
+from authz.policy.engine import CheckRequest, Decision, Engine, PolicySet, Resource, Subject
+from authz.policy.facts import FactIndex
+from authz.policy.tokens import TokenCache, token_problem
+from authz.principals import CHECK_SCOPE, CHECK_SUBJECTS_SCOPE, REVIEW_SCOPE, Principal
+from authz.runtime import Runtime
+
+MAX_BATCH = 1000
+_CHECK_FIELDS = {"token", "subject", "acting_as", "action", "resource", "context", "consistency"}
+#: The rule of a denial for the user's token, before any policy line.
+TOKEN_RULE = "token: the user's access token must verify and still be good (RFC 9068, RFC 7009)"
+UNVERIFIED = "token:unverified"
+
+
+@dataclass(frozen=True)
+class Fresh:
+    """A caller authenticated by `AccessService.begin`, against facts made fresh for this
+    request: the use cases then read no revision again."""
+
+    principal: Principal
+
+
+@dataclass(frozen=True)
+class TokenRejected:
+    """The user's token of one check is not good now: a logged deny that says why."""
+
+    subject: Subject
+    reason: str
+
+
+@dataclass(frozen=True)
+class Consistency:
+    """`None`: the newest revision (one cheap read); an int: at least that revision."""
+
+    at_least: int | None
+
+
+def parse_consistency(raw: Any, field: str = "consistency") -> Consistency:
+    """`{"at_least": "<revision>"}`, `{"full": true}` or absent (the safe default: newest)."""
+    if raw is None:
+        return Consistency(None)
+    if not isinstance(raw, dict) or set(raw) - {"at_least", "full"} or len(raw) != 1:
+        raise ValidationFailed([(field, 'must be {"at_least": "<revision>"} or {"full": true}')])
+    if "full" in raw:
+        if raw["full"] is not True:
+            raise ValidationFailed([(f"{field}.full", "must be true")])
+        return Consistency(None)
+    value = raw["at_least"]
+    if (
+        not isinstance(value, str | int)
+        or isinstance(value, bool)
+        or not str(value).isascii()
+        or not str(value).isdigit()
+    ):
+        raise ValidationFailed([(f"{field}.at_least", "must be a revision this service returned")])
+    return Consistency(int(value))
+
+
+class AccessService:
+    """The decision engine of one process: policy files, store-backed facts, decision log."""
+
+    def __init__(self, runtime: Runtime, background_log: bool = True) -> None:
+        self.runtime = runtime
+        self.policy = PolicySet.load()
+        self.facts = FactIndex.load(runtime.store, runtime.settings.majority_age)
+        self.log = DecisionLog(runtime.store, background=background_log)
+        self.engine = Engine(self.policy, self.facts, log=self.log)
+        self.tokens = TokenCache(runtime.keys, runtime.settings.issuer)
+        runtime.store.policy_digest = lambda: self.policy.digest
+
+    def close(self) -> None:
+        """Write what the decision log still holds."""
+        self.log.close()
+
+    def fresh(self, consistency: Consistency) -> int:
+        """Make the facts at least as new as asked; the default sees every returned write."""
+        return self.facts.ensure_fresh(self.runtime.store, consistency.at_least)
+
+    def begin(self, caller: Principal | Fresh | str, raw_consistency: Any = None) -> Fresh:
+        """Make the facts fresh (once per request), then authenticate the caller (a bearer
+        token, or a principal verified elsewhere) against them. A malformed `consistency`
+        reads the newest state here and is refused by the use case, after authentication."""
+        if isinstance(caller, Fresh):
+            return caller
+        try:
+            consistency = parse_consistency(raw_consistency)
+        except ValidationFailed:
+            consistency = Consistency(None)
+        self.fresh(consistency)
+        return Fresh(caller if isinstance(caller, Principal) else self.authenticate(caller))
+
+    def authenticate(self, token: str) -> Principal:
+        """The caller of a bearer token that verifies and is still good (facts made fresh by
+        the caller); the same answer as `api.auth.principal`, without reading the store."""
+        try:
+            claims, principal = self.tokens.verify(token)
+        except rfc9068.InvalidToken as exc:
+            raise Unauthenticated(f"access token rejected: {exc}") from None
+        problem = token_problem(self.facts, claims, self.runtime.settings.majority_age)
+        if problem is not None:
+            raise Unauthenticated(f"access token rejected: {problem}")
+        return principal
+
+    # -- subjects -------------------------------------------------------------------------------
+
+    def _token_subject(self, caller: Principal, token: str) -> Subject | TokenRejected:
+        try:
+            claims, principal = self.tokens.verify(token)
+        except rfc9068.InvalidToken as exc:
+            return TokenRejected(Subject(UNVERIFIED, caller.org_id), f"the token {exc}")
+        subject = Subject.from_principal(principal)
+        problem = token_problem(self.facts, claims, self.runtime.settings.majority_age)
+        if problem is None and principal.org_id != caller.org_id:
+            problem = "the token is from another organization"
+        if problem is not None:
+            # The user's token is not good now: a logged deny with its reason, never an
+            # error a caller could mistake for allow.
+            foreign = principal.org_id != caller.org_id
+            return TokenRejected(
+                Subject(UNVERIFIED, caller.org_id) if foreign else subject, problem
+            )
+        return subject
+
+    def subject_of(
+        self,
+        caller: Principal,
+        item: dict[str, Any],
+        field: str = "",
+        memo: dict[str, Subject | TokenRejected] | None = None,
+    ) -> Subject | TokenRejected:
+        """The subject from the user's verified token, or an explicit one for trusted callers.
+        `memo`: answers per token within one batch (one view of the facts, so one answer)."""
+        prefix = f"{field}." if field else ""
+        if "token" in item:
+            if "subject" in item or "acting_as" in item:
+                raise ValidationFailed([(f"{prefix}token", "give token or subject, not both")])
+            token = item["token"]
+            if not isinstance(token, str) or not token:
+                raise ValidationFailed([(f"{prefix}token", "must be an access token")])
+            if memo is None:
+                return self._token_subject(caller, token)
+            found = memo.get(token)
+            if found is None:
+                found = memo[token] = self._token_subject(caller, token)
+            return found
+        if "subject" not in item:
+            raise ValidationFailed([(f"{prefix}token", "give the user's token (or subject)")])
+        if CHECK_SUBJECTS_SCOPE not in caller.scopes:
+            raise Forbidden("an explicit subject needs the authz:check:subjects scope")
+        subject, acting_as = item["subject"], item.get("acting_as")
+        if not isinstance(subject, str) or ":" not in subject:
+            raise ValidationFailed(
+                [(f"{prefix}subject", "must be client:<id>, provider:<id> or reviewer:<id>")]
+            )
+        if acting_as is not None and (
+            not isinstance(acting_as, str) or not acting_as.startswith("client:")
+        ):
+            raise ValidationFailed([(f"{prefix}acting_as", "must be client:<id>")])
+        return Subject.explicit(subject, caller.org_id, acting_as)
+
+    def _request(
+        self,
+        caller: Principal,
+        item: Any,
+        field: str = "",
+        memo: dict[str, Subject | TokenRejected] | None = None,
+    ) -> tuple[CheckRequest, str | None]:
+        """The request, and the reason to deny it before the engine when its token is bad."""
+        prefix = f"{field}." if field else ""
+        if not isinstance(item, dict):
+            raise ValidationFailed([(field or "body", "must be an object")])
+        errors = [(f"{prefix}{k}", "unknown field") for k in item if k not in _CHECK_FIELDS]
+        action, resource, context = item.get("action"), item.get("resource"), item.get("context")
+        if not isinstance(action, str) or not action:
+            errors.append((f"{prefix}action", "is required: <resource type>.<verb>"))
+        if not isinstance(resource, dict) or not isinstance(resource.get("type"), str):
+            errors.append((f"{prefix}resource", "is required: {type, id, owner}"))
+        elif set(resource) - {"type", "id", "owner"} or not all(
+            isinstance(resource.get(k), str | None) for k in ("id", "owner")
+        ):
+            errors.append((f"{prefix}resource", "takes type, id and owner strings only"))
+        if context is not None and (
+            not isinstance(context, dict)
+            or set(context) - {"payment_method"}
+            or not isinstance(context.get("payment_method", ""), str)
+        ):
+            errors.append((f"{prefix}context", "takes payment_method (a string) only"))
+        if errors:
+            raise ValidationFailed(errors)
+        assert isinstance(resource, dict) and isinstance(action, str)
+        subject = self.subject_of(caller, item, field, memo)
+        rejected = subject.reason if isinstance(subject, TokenRejected) else None
+        return CheckRequest(
+            subject.subject if isinstance(subject, TokenRejected) else subject,
+            action,
+            Resource(resource["type"], resource.get("id"), resource.get("owner")),
+            (context or {}).get("payment_method"),
+        ), rejected
+
+    def _decide(self, request: CheckRequest, rejected: str | None) -> Decision:
+        if rejected is not None:
+            return self.engine.deny(request, f"the user's access token: {rejected}", TOKEN_RULE)
+        return self.engine.check(request)
+
+    # -- use cases ------------------------------------------------------------------------------
+
+    def check(self, caller: Principal | Fresh | str, body: dict[str, Any]) -> dict[str, Any]:
+        """One decision, as the contract's JSON. `caller`: see `begin`."""
+        caller = self.begin(caller, body.get("consistency")).principal
+        _require(caller, CHECK_SCOPE)
+        request, rejected = self._request(caller, body)
+        parse_consistency(body.get("consistency"))
+        return self._decide(request, rejected).as_dict()
+
+    def check_batch(self, caller: Principal | Fresh | str, body: dict[str, Any]) -> dict[str, Any]:
+        """Up to 1,000 decisions, answered in order, on one fresh view of the facts."""
+        caller = self.begin(caller, body.get("consistency")).principal
+        _require(caller, CHECK_SCOPE)
+        unknown = [(k, "unknown field") for k in body if k not in ("checks", "consistency")]
+        checks = body.get("checks")
+        if unknown or not isinstance(checks, list) or not 1 <= len(checks) <= MAX_BATCH:
+            raise ValidationFailed(unknown or [("checks", f"must list 1 to {MAX_BATCH} checks")])
+        parse_consistency(body.get("consistency"))
+        requests = []
+        memo: dict[str, Subject | TokenRejected] = {}
+        for i, item in enumerate(checks):
+            if isinstance(item, dict) and "consistency" in item:
+                raise ValidationFailed(
+                    [(f"checks[{i}].consistency", "set consistency once, for the whole batch")]
+                )
+            requests.append(self._request(caller, item, f"checks[{i}]", memo))
+        return {
+            "results": [self._decide(r, rejected).as_dict() for r, rejected in requests],
+            "revision": str(self.facts.revision),
+        }
+
+    def accounts(self, caller: Principal | Fresh | str, login: str | None) -> dict[str, Any]:
+        """The Switch Account list: of the caller's own token, or of a login (by email)."""
+        caller = self.begin(caller).principal
+        revision = self.facts.revision
+        if login is None:
+            if caller.kind != "client":
+                raise ValidationFailed([("login", "is required unless the token is a client's")])
+            accounts = self.engine.accounts(Subject.from_principal(caller))
+        else:
+            _require(caller, CHECK_SCOPE)
+            from authz.emails import normalize_email
+
+            accounts = self.engine.accounts_for_login(
+                caller.org_id, normalize_email(login, "login")
+            )
+        return {"accounts": [a.as_dict() for a in accounts], "revision": str(revision)}
+
+    def who_can(self, caller: Principal | Fresh | str, client_id: str) -> dict[str, Any]:
+        """Every path to a client: compliance staff, providers and trusted services only."""
+        caller = self.begin(caller).principal
+        if not (
+            caller.is_reviewer_of(caller.org_id)
+            or caller.is_admin_of(caller.org_id)
+            or CHECK_SUBJECTS_SCOPE in caller.scopes
+        ):
+            raise Forbidden(
+                "who-can needs a reviewer's or provider's token, or authz:check:subjects"
+            )
+        revision = self.facts.revision
+        if self.facts.client_index(client_id) is None or self.facts.org_of(
+            client_id
+        ) != self.facts.orgs.get(caller.org_id):
+            from authz.errors import NotFound
+
+            raise NotFound(f"client {client_id} not found in this organization")
+        return {
+            "client_id": client_id,
+            "access": [a.as_dict() for a in self.engine.who_can(caller.org_id, client_id)],
+            "revision": str(revision),
+        }
+
+
+def _require(caller: Principal, scope: str) -> None:
+    if scope not in caller.scopes and not (
+        scope == CHECK_SCOPE and CHECK_SUBJECTS_SCOPE in caller.scopes
+    ):
+        raise Forbidden(f"this needs the {scope} scope")
+    if caller.actor is not None:
+        raise Unauthenticated("a delegated token cannot call the decision API")
+
+
+_lock = threading.Lock()
+
+
+def service(runtime: Runtime) -> AccessService:
+    """The process's access service, built on first use (loading every grant takes a while)."""
+    found = runtime.extras.get("access")
+    if found is None:
+        with _lock:
+            found = runtime.extras.get("access")
+            if found is None:
+                found = AccessService(runtime)
+                runtime.extras["access"] = found
+    assert isinstance(found, AccessService)
+    return found
+
+
+__all__ = [
+    "REVIEW_SCOPE",
+    "AccessService",
+    "Consistency",
+    "Fresh",
+    "TokenRejected",
+    "parse_consistency",
+    "service",
+]

@@ -1,0 +1,663 @@
+"""The `authz` command line for operators and compliance staff.
+
+Every command prints JSON with `--json` and a readable table otherwise, and exits non-zero with a
+one-line reason on bad input.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from authz.config import Settings
+from authz.errors import AuthzError
+from authz.runtime import Runtime
+
+F = TypeVar("F", bound=Callable[..., Any])
+ACTOR = "operator:cli"
+
+
+def _settings() -> Settings:
+    return Settings.from_env()
+
+
+def _runtime() -> Runtime:
+    settings = _settings()
+    if settings.database_url.startswith("sqlite:///"):
+        Path(settings.database_url.removeprefix("sqlite:///")).parent.mkdir(
+            parents=True, exist_ok=True
+        )
+    return Runtime.create(settings)
+
+
+def emit(data: Any, as_json: bool, columns: Iterable[str] | None = None) -> None:
+    """JSON for scripts, a plain table for people."""
+    if as_json:
+        click.echo(json.dumps(data, indent=2, default=str))
+        return
+    rows = data if isinstance(data, list) else [data]
+    if not rows:
+        click.echo("(nothing)")
+        return
+    cols = list(columns or rows[0].keys())
+    widths = {c: max(len(c), *(len(_cell(r.get(c))) for r in rows)) for c in cols}
+    click.echo("  ".join(c.upper().ljust(widths[c]) for c in cols))
+    for r in rows:
+        click.echo("  ".join(_cell(r.get(c)).ljust(widths[c]) for c in cols))
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return ",".join(str(v) for v in value)
+    return "" if value is None else str(value)
+
+
+def fail(message: str, code: int = 2) -> None:
+    """One line on stderr, non-zero exit."""
+    click.echo(f"authz: {message}", err=True)
+    sys.exit(code)
+
+
+def one_line_errors(func: F) -> F:
+    """Bad input and store failures end as one line, never a traceback."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except AuthzError as exc:
+            fail(exc.detail)
+        except (ValueError, OSError) as exc:
+            fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        except Exception as exc:  # the last line of defence for a command line
+            from sqlalchemy.exc import SQLAlchemyError
+
+            if isinstance(exc, SQLAlchemyError):
+                fail(f"store error: {str(exc).splitlines()[0]}")
+            raise
+
+    return wrapper  # type: ignore[return-value]
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="print JSON")
+
+
+@click.group()
+def main() -> None:
+    """authz: authorization and delegated access for client portals."""
+
+
+@main.command()
+@click.option("--demo", is_flag=True, help="also create a demo organization (development mode)")
+@json_option
+@one_line_errors
+def init(demo: bool, as_json: bool) -> None:
+    """Create or migrate the store and the first signing key (a second run changes nothing)."""
+    from authz import keys
+    from authz.store import migrate
+
+    rt = _runtime()
+    applied = migrate.upgrade(rt.store.engine)
+    kid = keys.ensure_key(rt.store, ACTOR, keys.ACCESS_TOKEN)
+    out: dict[str, Any] = {
+        "database": _safe_url(rt.settings.database_url),
+        "migrations_applied": applied,
+        "signing_kid": kid,
+    }
+    if rt.settings.dev_mode:
+        out["dev_issuer_kid"] = keys.ensure_key(rt.store, ACTOR, keys.DEV_ISSUER)
+    if demo:
+        if not rt.settings.dev_mode:
+            fail("--demo needs development mode (AUTHZ_DEV_MODE=1)")
+        from authz.demo import ensure_demo_org
+
+        out["demo"] = ensure_demo_org(rt, Path("instance") / "demo.json")
+    emit(out, as_json or demo)
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option(
+    "--workers",
+    default=0,
+    type=int,
+    help="N > 0 runs gunicorn with N workers (production); 0 the development server",
+)
+@one_line_errors
+def serve(host: str, port: int, workers: int) -> None:
+    """Run the HTTP service."""
+    import os
+
+    if workers > 0 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        import tempfile
+
+        # Before prometheus_client is imported: every worker writes its samples here.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="authz-metrics-")
+    from api.app import create_app
+    from api.observability import configure_logging
+
+    configure_logging(os.environ.get("AUTHZ_LOG_LEVEL", "INFO"))
+    app = create_app()
+    app.extensions["authz"].check()
+    if workers <= 0:
+        from api.wsgi_server import start_replication
+
+        start_replication(app)
+        app.run(host=host, port=port, threaded=True)
+        return
+    from api.wsgi_server import run_gunicorn
+
+    run_gunicorn(host, port, workers)
+
+
+@main.group()
+def org() -> None:
+    """Organizations."""
+
+
+@org.command("create")
+@click.option("--name", required=True)
+@click.option("--entitlement", "entitlements", multiple=True, help="e.g. linked_portal_access")
+@json_option
+@one_line_errors
+def org_create(name: str, entitlements: tuple[str, ...], as_json: bool) -> None:
+    """Create an organization."""
+    from authz import orgs
+
+    emit(orgs.create_org(_runtime().store, ACTOR, name, list(entitlements)), as_json)
+
+
+def _staff_command(kind: str) -> None:
+    @main.group(name=kind)
+    def group() -> None:
+        pass
+
+    group.help = f"{kind.title()}s of an organization."
+
+    @group.command("create")
+    @click.option("--org", "org_id", required=True)
+    @click.option("--email", required=True)
+    @click.option("--name", default="")
+    @json_option
+    @one_line_errors
+    def create(org_id: str, email: str, name: str, as_json: bool) -> None:
+        from authz import orgs
+
+        make = orgs.create_provider if kind == "provider" else orgs.create_reviewer
+        emit(make(_runtime().store, ACTOR, org_id, email, name), as_json)
+
+    create.help = f"Create a {kind} bound to an email identity."
+
+
+_staff_command("provider")
+_staff_command("reviewer")
+
+
+@main.command("oauth-client")
+@click.argument("action", type=click.Choice(["create"]))
+@click.option("--org", "org_id", required=True)
+@click.option("--audience", "audiences", multiple=True, required=True)
+@click.option("--scope", "scopes", multiple=True, help="space- or repeat-separated scopes")
+@click.option("--name", default="")
+@click.option(
+    "--jwks-file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="public JWKS for private_key_jwt (then no secret is issued)",
+)
+@json_option
+@one_line_errors
+def oauth_client(
+    action: str,
+    org_id: str,
+    audiences: tuple[str, ...],
+    scopes: tuple[str, ...],
+    name: str,
+    jwks_file: str | None,
+    as_json: bool,
+) -> None:
+    """Register a portal backend; prints client_id and the secret once."""
+    from authz import oauth_clients
+
+    jwks = json.loads(Path(jwks_file).read_text()) if jwks_file else None
+    flat = [s for item in scopes for s in item.split()]
+    emit(
+        oauth_clients.create_client(
+            _runtime().store,
+            ACTOR,
+            org_id,
+            list(audiences),
+            flat,
+            name,
+            "private_key_jwt" if jwks else "client_secret_basic",
+            jwks,
+        ),
+        as_json,
+    )
+
+
+@main.command("dev-token")
+@click.option("--email", required=True)
+@click.option("--unverified", is_flag=True, help="mark the email as not verified")
+@json_option
+@one_line_errors
+def dev_token(email: str, unverified: bool, as_json: bool) -> None:
+    """An ID token from the built-in development issuer (development mode only)."""
+    from authz import identity
+
+    rt = _runtime()
+    if not rt.settings.dev_mode or rt.dev_keys is None:
+        fail("dev-token exists only in development mode (AUTHZ_DEV_MODE=1)")
+    assert rt.dev_keys is not None
+    token = identity.mint_dev_id_token(rt.settings, rt.dev_keys, email, not unverified)
+    if as_json:
+        emit({"id_token": token, "issuer": rt.settings.dev_issuer}, True)
+    else:
+        click.echo(token)
+
+
+@main.group()
+def keys() -> None:
+    """Signing keys."""
+
+
+@keys.command("rotate")
+@click.option("--alg", type=click.Choice(["ES256", "EdDSA"]), default="ES256", show_default=True)
+@json_option
+@one_line_errors
+def keys_rotate(alg: str, as_json: bool) -> None:
+    """Start signing with a new key; the old one verifies until its tokens expire."""
+    from authz import keys as keymod
+
+    kid = keymod.create_key(_runtime().store, ACTOR, alg)
+    emit({"signing_kid": kid, "alg": alg}, as_json)
+
+
+@main.group()
+def audit() -> None:
+    """The audit trail."""
+
+
+@audit.command("verify")
+@json_option
+@one_line_errors
+def audit_verify(as_json: bool) -> None:
+    """Prove the hash chain is unbroken; exit 1 at the first broken link."""
+    from authz import audit_log
+
+    result = audit_log.verify(_runtime().store)
+    if as_json:
+        emit(result, True)
+    else:
+        for line in _verify_lines(result):
+            click.echo(line)
+    if not result["ok"]:
+        sys.exit(1)
+
+
+def _verify_lines(result: dict[str, Any]) -> list[str]:
+    lines = [f"audit trail: {'unbroken' if result['ok'] else 'BROKEN'}"]
+    for name in ("changes", "decisions"):
+        chain = result[name]
+        start = chain.get("checkpoint")
+        origin = f"from checkpoint after seq {start['seq']}" if start else "from the start"
+        line = f"{name}: {chain['verified']} rows verified {origin}"
+        broken = chain["first_break"]
+        if broken:
+            line += (
+                f"; first broken link at seq {broken['seq']} ({broken['id']}): {broken['reason']}"
+            )
+        lines.append(line)
+    return lines
+
+
+@audit.command("purge")
+@click.option("--dry-run", is_flag=True, help="count what would be removed; remove nothing")
+@json_option
+@one_line_errors
+def audit_purge(dry_run: bool, as_json: bool) -> None:
+    """Remove audit rows older than the retention period, keeping both chains verifiable."""
+    import os
+
+    from authz import clock, retention
+
+    days = retention.configured_days(os.environ)
+    rt = _runtime()
+    result = retention.purge(rt.store, ACTOR, days, clock.now(), dry_run)
+    if as_json:
+        emit(result, True)
+        return
+    verb = "would remove" if dry_run else "removed"
+    purged = result["purged"]
+    click.echo(
+        f"retention {days} days (before {result['cutoff']}): {verb} "
+        f"{purged['changes']} changes and {purged['decisions']} decisions"
+    )
+    for name, point in sorted(result.get("checkpoints", {}).items()):
+        click.echo(f"{name} now verifies from checkpoint after seq {point['seq']}")
+
+
+@main.group()
+def outbox() -> None:
+    """The email outbox."""
+
+
+@outbox.command("deliver")
+@click.option("--loop", is_flag=True, help="keep delivering every few seconds")
+@json_option
+@one_line_errors
+def outbox_deliver(loop: bool, as_json: bool) -> None:
+    """Send queued emails over AUTHZ_SMTP_URL; failures stay queued and are retried."""
+    from authz import outbox as outbox_mod
+
+    rt = _runtime()
+    if not rt.settings.smtp_url:
+        fail("set AUTHZ_SMTP_URL (smtp://host:port) to deliver email")
+    assert rt.settings.smtp_url is not None
+    sender = outbox_mod.SmtpSender(rt.settings.smtp_url, rt.settings.mail_from)
+    if loop:
+        worker = outbox_mod.DeliveryLoop(rt.store, sender)
+        worker._run()
+        return
+    emit(outbox_mod.deliver_due(rt.store, sender), as_json)
+
+
+@main.group()
+def report() -> None:
+    """Reports for compliance reviews."""
+
+
+@report.command("access")
+@click.option(
+    "--org", "org_id", default=None, help="organization (default: the client's, or the only one)"
+)
+@click.option("--client", "client_id", default=None, help="one client and that client's family")
+@click.option(
+    "--html",
+    "html_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="write the self-contained HTML page to this file",
+)
+@json_option
+@one_line_errors
+def report_access(
+    org_id: str | None, client_id: str | None, html_file: str | None, as_json: bool
+) -> None:
+    """Who can act for each client and how, who did, and grants that need attention."""
+    from authz import report_html, review
+
+    rt = _runtime()
+    org_id = review.org_for(rt.store, org_id, client_id)
+    data = review.read(rt.store, rt.settings, ACTOR, org_id, client_id)
+    if html_file:
+        Path(html_file).write_text(report_html.render(data), encoding="utf-8")
+    if as_json:
+        emit(data, True)
+        return
+    rows = [
+        {
+            "client": c["id"],
+            "name": c["name"],
+            "who_can_act": "; ".join(f"{w['name']} ({w['via']})" for w in c["who_can_act"]),
+            "acted_for_by": ", ".join(a["name"] for a in c["acted_for_by"]),
+            "pending": len(c["grants"]["pending"]),
+            "expiring": len(c["grants"]["expiring"]),
+            "past_majority": len(c["grants"]["past_majority"]),
+        }
+        for c in data["clients"]
+    ]
+    emit(rows, False)
+    if html_file:
+        click.echo(f"wrote {html_file}")
+
+
+@main.group()
+def policy() -> None:
+    """The policy files: check, test, explain, diff."""
+
+
+model_option = click.option(
+    "--model", "model", default=None, help="model file (default: the one the service loads)"
+)
+policies_option = click.option(
+    "--policies", "policies", default=None, help="policy folder (default: policies/)"
+)
+
+
+@policy.command("check")
+@model_option
+@policies_option
+@json_option
+@one_line_errors
+def policy_check(model: str | None, policies: str | None, as_json: bool) -> None:
+    """The files load and fit the vocabulary; payments stay with their client; no dead rule."""
+    from authz.policy_review import check, sources
+
+    result = check.check(sources.given(model, policies))
+    if as_json:
+        emit(result, True)
+    elif result["ok"]:
+        click.echo(
+            f"policy check: ok: {result['rules']} rules in {result['policies']}, "
+            f"model {result['model']} ({result['digest']})"
+        )
+    else:
+        for line in result["lines"]:
+            click.echo(line)
+    if not result["ok"]:
+        fail(f"{len(result['problems'])} problem(s) in the policy files", 1)
+
+
+@policy.command("test")
+@model_option
+@policies_option
+@click.option("--cases", "cases_dir", default=None, help="test folder (default: POLICIES/tests)")
+@json_option
+@one_line_errors
+def policy_test(
+    model: str | None, policies: str | None, cases_dir: str | None, as_json: bool
+) -> None:
+    """Run the YAML test cases: facts, queries and the decision each must get."""
+    import yaml
+
+    from authz.policy import cases
+    from authz.policy_review import sources
+
+    files = sources.given(model, policies)
+    sources.check_exists(files)
+    folder = Path(cases_dir) if cases_dir else files.policies / "tests"
+    if not (folder / "schema.json").is_file():
+        fail(f"{files.display(folder)}: no test folder with schema.json")
+    try:
+        results = cases.run_all(folder, files.model, files.policies)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        fail(f"a test file is not valid YAML{where}: {getattr(exc, 'problem', exc)}")
+    if not results:
+        fail(f"{files.display(folder)}: no *.yaml test suites")
+    failed = [r for r in results if not r.passed]
+    rows = [
+        {
+            "suite": r.suite,
+            "case": r.name,
+            "result": "pass" if r.passed else "FAIL",
+            "expected": r.expected,
+            "got": "allow" if r.allowed else "deny",
+            "problem": r.problem,
+        }
+        for r in results
+    ]
+    if as_json:
+        emit({"passed": len(results) - len(failed), "failed": len(failed), "cases": rows}, True)
+    else:
+        emit(rows, False, ["suite", "case", "result", "expected", "got", "problem"])
+        click.echo(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    if failed:
+        fail(f"{len(failed)} policy test case(s) failed", 1)
+
+
+@policy.command("explain")
+@click.option("--login", default=None, help="the login's verified email")
+@click.option("--subject", default=None, help="client:<id>, provider:<id> or reviewer:<id>")
+@click.option("--as", "acting_as", default=None, help="the client account acted as (cli_…)")
+@click.option("--action", required=True, help="<resource type>.<verb>, e.g. invoice.pay")
+@click.option("--resource", required=True, help="TYPE:ID[@OWNER], e.g. invoice:inv_9@cli_sam")
+@click.option("--payment-method", default=None, help="pm_… used to pay, for invoice.pay")
+@json_option
+@one_line_errors
+def policy_explain(
+    login: str | None,
+    subject: str | None,
+    acting_as: str | None,
+    action: str,
+    resource: str,
+    payment_method: str | None,
+    as_json: bool,
+) -> None:
+    """One decision with every rule and grant that took part, and who granted access."""
+    from authz.policy_review import explain, live
+
+    rt = _runtime()
+    engine = live.engine_for(rt.store, rt.settings.majority_age)
+    question = explain.Question(login, subject, acting_as, action, resource, payment_method)
+    result = explain.explain(rt.store, engine, question)
+    if as_json:
+        emit(result, True)
+        return
+    click.echo(f"DECISION  {result['decision'].upper()}")
+    click.echo(f"REASON    {result['reason']}")
+    click.echo(f"RULE      {result['rule']}")
+    click.echo(f"POLICY    {result['policy_digest']} (store revision {result['revision']})")
+    click.echo("")
+    click.echo(f"Policy lines for {action}:")
+    emit(result["rules"], False, ["line", "rule", "matches"])
+    click.echo("")
+    click.echo("Chain:")
+    for step in result["chain"]:
+        click.echo(f"  {step['step']}: {step['name']} ({step['id']}): {step['detail']}")
+
+
+@policy.command("diff")
+@click.argument("old")
+@click.argument("new")
+@click.option("--no-store", is_flag=True, help="do not count the holders in the store")
+@json_option
+@one_line_errors
+def policy_diff(old: str, new: str, no_store: bool, as_json: bool) -> None:
+    """The decisions that change from OLD to NEW (folders, or rev:<git revision>)."""
+    from authz.policy_review import diff, live, sources
+
+    with sources.resolve(old) as a, sources.resolve(new) as b:
+        before, after = sources.load(a), sources.load(b)
+        same_text = a.texts() == b.texts()
+    counts = None
+    if not no_store:
+        rt = _runtime()
+        counts = diff.store_counts(live.engine_for(rt.store, rt.settings.majority_age))
+    groups = diff.summarize(diff.changes(before, after), counts)
+    result = {
+        "old": {"source": old, "digest": before.digest},
+        "new": {"source": new, "digest": after.digest},
+        "identical": same_text,
+        "changes": groups,
+    }
+    if as_json:
+        emit(result, True)
+        return
+    if same_text:
+        click.echo(f"identical: {old} and {new} are the same files ({before.digest})")
+    elif not groups:
+        click.echo(f"the files differ, but no decision changes ({old} → {new})")
+    else:
+        click.echo(f"decisions that change from {old} to {new}:")
+        for group in groups:
+            click.echo(f"  - {group['summary']}")
+            for line in group["lines"]:
+                click.echo(f"      {line}")
+
+
+@main.group()
+def grants() -> None:
+    """Live grants and relations."""
+
+
+@grants.command("export")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["casbin", "table", "json"]),
+    default="table",
+    show_default=True,
+)
+@click.option("--org", "org_id", default=None, help="one organization (default: all)")
+@click.option("--json", "as_json", is_flag=True, help="print JSON (same as --format json)")
+@one_line_errors
+def grants_export(fmt: str, org_id: str | None, as_json: bool) -> None:
+    """Every relation the store holds now, as Casbin g/g2 lines or a readable table."""
+    from authz.policy_review import live
+
+    rt = _runtime()
+    engine = live.engine_for(rt.store, rt.settings.majority_age)
+    if org_id is not None and org_id not in engine.facts.orgs:
+        fail(f"--org {org_id}: no such organization")
+    if fmt == "casbin" and not as_json:
+        click.echo("\n".join(live.casbin_lines(engine, org_id)))
+        return
+    rows = [
+        {
+            "subject": r.subject,
+            "relation": r.relation,
+            "owner": r.owner,
+            "link_id": r.link_id,
+            "why": r.reason,
+        }
+        for r in live.relations(engine, org_id)
+    ]
+    pms = [
+        {"payment_method": pm, "client": owner}
+        for pm, owner in live.payment_methods(engine, org_id)
+    ]
+    if as_json or fmt == "json":
+        emit(
+            {
+                "revision": str(engine.facts.revision),
+                "policy_digest": engine.policy.digest,
+                "at": engine.now().isoformat(),
+                "relations": rows,
+                "payment_methods": pms,
+            },
+            True,
+        )
+        return
+    emit(rows, False, ["subject", "relation", "owner", "link_id", "why"])
+    click.echo("")
+    emit(pms, False, ["payment_method", "client"])
+
+
+@main.command()
+@click.option("--database", default=None, help="SQLite file to use (default: a temporary one)")
+@one_line_errors
+def demo(database: str | None) -> None:
+    """Walk through the whole story on the embedded store and print what happened."""
+    from authz.demo import run_demo
+
+    run_demo(database)
+
+
+if __name__ == "__main__":
+    main()

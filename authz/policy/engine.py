@@ -1,0 +1,655 @@
+"""Access decisions over `model.conf` + `policies/*.csv`, with reason, rule and decision id.
+
+The files are authoritative. `PolicySet` reads them and compiles the matcher it knows into
+per-action tables, so a decision costs a few dictionary lookups whatever the number of grants;
+`casbin_enforcer` builds pycasbin's own Enforcer over the same files and the same store-backed
+role managers, and tests prove both decide alike. A changed matcher refuses to compile.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import itertools
+import os
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from authz import clock
+from authz.errors import AuthzError
+from authz.policy import vocabulary
+from authz.policy.facts import FactIndex
+from authz.principals import Principal
+from authz.rfc9068 import VIA
+
+ROOT = Path(__file__).resolve().parents[2]
+MODEL_PATH = ROOT / "model.conf"
+POLICY_DIR = ROOT / "policies"
+
+#: The matcher and effect this module compiles. Edit them together with `_evaluate`.
+KNOWN_MATCHER = (
+    'r.act == p.act && ((p.eft == "allow" && g(r.sub, p.rel, r.owner)) || (p.eft == "deny" && '
+    'p.rel == "payment_method_of_another_client" && !g2(r.pm, r.owner)))'
+)
+KNOWN_EFFECT = "some(where (p.eft == allow)) && !some(where (p.eft == deny))"
+PM_DENY = "payment_method_of_another_client"
+
+
+class PolicyError(AuthzError):
+    """The policy files do not load or do not fit the vocabulary."""
+
+    status = 500
+    title = "Policy error"
+    slug = "policy"
+
+
+class Rule(NamedTuple):
+    """One policy line, where it lives, and its text."""
+
+    rel: str
+    act: str
+    eft: str
+    source: str
+
+    def __str__(self) -> str:
+        return f"{self.source}: p, {self.rel}, {self.act}, {self.eft}"
+
+
+def read_policy_lines(policy_dir: Path = POLICY_DIR) -> list[Rule]:
+    """Every `p` line of `policies/*.csv` in file order (comments and blank lines skipped)."""
+    rules: list[Rule] = []
+    for path in sorted(policy_dir.glob("*.csv")):
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            text = line.strip()
+            if not text or text.startswith("#"):
+                continue
+            parts = [part.strip() for part in text.split(",")]
+            if parts[0] != "p" or len(parts) != 4:
+                raise PolicyError(f"{path.name}:{number}: expected `p, relation, action, effect`")
+            rules.append(Rule(parts[1], parts[2], parts[3], f"policies/{path.name}:{number}"))
+    return rules
+
+
+def files_digest(model_path: Path = MODEL_PATH, policy_dir: Path = POLICY_DIR) -> str:
+    """The digest of the model and policy files: what every decision and change records."""
+    digest = hashlib.sha256(model_path.read_bytes())
+    for path in sorted(policy_dir.glob("*.csv")):
+        digest.update(b"\0" + path.name.encode() + b"\0" + path.read_bytes())
+    return "sha256:" + digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class PolicySet:
+    """The loaded model and policy lines, their digest, and the compiled per-action tables."""
+
+    rules: tuple[Rule, ...]
+    digest: str
+    model_text: str
+    allow: dict[str, dict[str, Rule]]
+    deny: dict[str, tuple[Rule, ...]]
+
+    @classmethod
+    def load(cls, model_path: Path = MODEL_PATH, policy_dir: Path = POLICY_DIR) -> PolicySet:
+        """Read and check the files; raise PolicyError with every problem found."""
+        from casbin.config import Config
+
+        config = Config.new_config(str(model_path))
+        problems = []
+        if config.get("matchers::m") != KNOWN_MATCHER:
+            problems.append("model.conf's matcher is not the one authz/policy/engine.py compiles")
+        if config.get("policy_effect::e") != KNOWN_EFFECT:
+            problems.append("model.conf's policy effect is not allow-unless-denied")
+        rules = read_policy_lines(policy_dir)
+        problems += vocabulary.check_policy_lines([(r.rel, r.act, r.eft) for r in rules])
+        if problems:
+            raise PolicyError("; ".join(problems))
+        allow: dict[str, dict[str, Rule]] = {}
+        deny: dict[str, list[Rule]] = {}
+        for rule in rules:
+            if rule.eft == "allow":
+                allow.setdefault(rule.act, {}).setdefault(rule.rel, rule)
+            else:
+                deny.setdefault(rule.act, []).append(rule)
+        return cls(
+            tuple(rules),
+            files_digest(model_path, policy_dir),
+            model_path.read_text(),
+            allow,
+            {k: tuple(v) for k, v in deny.items()},
+        )
+
+
+# -- requests and answers -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """Who asks: `actor` is the human's account (`client:…`, `provider:…`, `reviewer:…`),
+    `account` the client acted as (a delegated token's `sub`), `grant` the delegation's link."""
+
+    actor: str
+    org: str
+    account: str | None = None
+    grant: str | None = None
+    via: str = "self"
+    scopes: frozenset[str] | None = None
+
+    @classmethod
+    def from_principal(cls, principal: Principal) -> Subject:
+        """The subject of a verified access token."""
+        scopes = frozenset(s for s in principal.scopes if s in vocabulary.SCOPES)
+        if principal.kind != "client":
+            return cls(f"{principal.kind}:{principal.id}", principal.org_id, via=principal.via)
+        actor = (
+            principal.actor
+            if principal.via == "delegation" and principal.actor
+            else (f"client:{principal.id}")
+        )
+        return cls(
+            actor, principal.org_id, principal.id, principal.grant, principal.via, scopes or None
+        )
+
+    @classmethod
+    def explicit(cls, subject: str, org: str, acting_as: str | None = None) -> Subject:
+        """`subject` + `acting_as` from a caller with `authz:check:subjects`."""
+        kind, _, ident = subject.partition(":")
+        own = ident if kind == "client" else None
+        account = acting_as.partition(":")[2] if acting_as else own
+        via = "delegation" if account and kind == "client" and account != ident else "self"
+        return cls(subject, org, account, None, via)
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    type: str
+    id: str | None = None
+    owner: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CheckRequest:
+    subject: Subject
+    action: str
+    resource: Resource
+    payment_method: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The answer, and what the decision log records (never a token)."""
+
+    allowed: bool
+    decision_id: str
+    reason: str
+    rule: str
+    revision: int
+    at: dt.datetime
+    request: CheckRequest
+    owner: str | None
+    policy_digest: str
+    #: The Casbin request `(sub, owner, act, pm)` when the decision reached the policy lines.
+    enforced: tuple[str, str, str, str] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The contract's JSON answer."""
+        return {
+            "allowed": self.allowed,
+            "decision_id": self.decision_id,
+            "reason": self.reason,
+            "rule": self.rule,
+            "revision": str(self.revision),
+        }
+
+
+@dataclass(frozen=True)
+class Account:
+    """One entry of the Switch Account list."""
+
+    client_id: str
+    name: str
+    via: str
+    link_id: str | None = None
+    access_level: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "client_id": self.client_id,
+            "name": self.name,
+            "via": self.via,
+            "link_id": self.link_id,
+            "access_level": self.access_level,
+        }
+
+
+@dataclass(frozen=True)
+class Access:
+    """One path to a client in the compliance view."""
+
+    subject: str
+    relation: str
+    link_id: str | None = None
+    reason: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "subject": self.subject,
+            "relation": self.relation,
+            "link_id": self.link_id,
+            "reason": self.reason,
+        }
+
+
+class _Denied(NamedTuple):
+    reason: str
+    rule: str
+    owner: str | None
+
+
+class _Ids:
+    """`dec_<process prefix><counter>`: unique across workers without a syscall per decision."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.prefix = "dec_" + secrets.token_hex(6)
+        self.counter = itertools.count(1)
+
+    def __call__(self) -> str:
+        return f"{self.prefix}{next(self.counter):010x}"
+
+
+_new_id = _Ids()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_id.reset)
+
+
+# -- the engine -----------------------------------------------------------------------------
+
+
+@dataclass
+class Engine:
+    """Decides checks over one `PolicySet` and one `FactIndex`; `log` receives every decision."""
+
+    policy: PolicySet
+    facts: FactIndex
+    log: Callable[[Decision], None] | None = None
+    now: Callable[[], dt.datetime] = field(default=clock.now)
+
+    def check(self, request: CheckRequest) -> Decision:
+        """One decision (the facts as they are; call `ensure_fresh` first for consistency)."""
+        now = self.now()
+        prepared = self._prepare(request)
+        enforced: tuple[str, str, str, str] | None = None
+        if isinstance(prepared, _Denied):
+            allowed, (reason, rule, owner) = False, prepared
+        else:
+            enforced = prepared
+            sub, owner, act, pm = prepared
+            allowed, found = self.evaluate(sub, owner, act, pm, now)
+            if found is None:
+                reason = self._why_not(request.subject, owner, act, now)
+                rule = f"model.conf [policy_effect]: no allow line of {act} matches (default deny)"
+            elif not allowed:
+                reason, rule = self._pm_reason(pm, owner, request.resource.type), str(found)
+            else:
+                reason, rule = self._why(request.subject, owner, found, now), str(found)
+        decision = Decision(
+            allowed,
+            _new_id(),
+            reason,
+            rule,
+            self.facts.revision,
+            now,
+            request,
+            owner,
+            self.policy.digest,
+            enforced,
+        )
+        if self.log is not None:
+            self.log(decision)
+        return decision
+
+    def deny(self, request: CheckRequest, reason: str, rule: str) -> Decision:
+        """A logged denial decided before any policy line, for a reason found outside the
+        facts (the user's token failed verification or is no longer good): the answer and the
+        decision log say why, as for every other decision."""
+        res = request.resource
+        owner = res.id if res.type == "client" and res.id else res.owner
+        decision = Decision(
+            False,
+            _new_id(),
+            reason,
+            rule,
+            self.facts.revision,
+            self.now(),
+            request,
+            owner,
+            self.policy.digest,
+        )
+        if self.log is not None:
+            self.log(decision)
+        return decision
+
+    def check_batch(self, requests: Sequence[CheckRequest]) -> list[Decision]:
+        """Decisions in the order asked."""
+        return [self.check(r) for r in requests]
+
+    def evaluate(
+        self, sub: str, owner: str, act: str, pm: str, now: dt.datetime | None = None
+    ) -> tuple[bool, Rule | None]:
+        """Exactly Casbin's `enforce(sub, owner, act, pm)` over the compiled tables."""
+        for rule in self.policy.deny.get(act, ()):
+            if rule.rel == PM_DENY and not self.facts.pm_belongs(pm, owner):
+                return False, rule
+        rels = self.policy.allow.get(act)
+        if rels:
+            for path in self.facts.paths(sub, owner, now or self.now()):
+                found = rels.get(path.rel)
+                if found is not None:
+                    return True, found
+        return False, None
+
+    # -- the decision, step by step ----------------------------------------------------------
+
+    def _prepare(self, req: CheckRequest) -> _Denied | tuple[str, str, str, str]:
+        """Either a denial before any policy line, or the Casbin request to enforce."""
+        facts, subject, res = self.facts, req.subject, req.resource
+        action = vocabulary.ACTIONS.get(req.action)
+        if action is None:
+            return _Denied(f"unknown action {req.action!r}", "vocabulary: unknown action", None)
+        rtype = vocabulary.RESOURCE_TYPES.get(res.type)
+        if rtype is None:
+            return _Denied(f"unknown resource type {res.type!r}", "vocabulary: unknown type", None)
+        if action.resource_type != res.type:
+            return _Denied(
+                f"{req.action} applies to a {action.resource_type}, not a {res.type}",
+                "vocabulary: action and resource type differ",
+                None,
+            )
+        kind = subject.actor.partition(":")[0]
+        if kind not in ("client", "provider", "reviewer"):
+            return _Denied(
+                f"{kind or 'this subject'} accounts never get access",
+                "model.conf: only clients, providers and reviewers hold relations",
+                None,
+            )
+        if subject.via not in VIA:
+            return _Denied(f"unknown authz_via {subject.via!r}", "token: authz_via", None)
+        owner = self._owner(req, rtype.owner)
+        if owner is None:
+            return _Denied(f"the {res.type} has no owner to decide on", "request: owner", None)
+        if res.type == "client" and res.id is not None and res.owner not in (None, res.id):
+            return _Denied(f"client {res.id} is its own owner, not {res.owner}", "request", owner)
+        org = facts.orgs.get(subject.org)
+        if org is None or facts.org_of(owner) != org:
+            return _Denied(
+                f"{owner} is not in organization {subject.org}",
+                "organization boundary: nothing crosses organizations",
+                owner,
+            )
+        if res.type == "grant" and res.id is not None:
+            link = facts.link_index(res.id)
+            info = facts.grant(link) if link is not None else None
+            if info is None or owner not in (info.receiver, info.caregiver):
+                return _Denied(f"{res.id} is not a grant of {owner}", "request: grant", owner)
+        if subject.account is not None and subject.account != subject.actor.partition(":")[2]:
+            # A delegated token reaches the care receiver's account and nothing else.
+            if owner != subject.account:
+                return _Denied(
+                    f"acting as {facts.name(subject.account)}, only that account is "
+                    f"in reach, not {owner}",
+                    "delegation: one account",
+                    owner,
+                )
+            if subject.grant is not None:
+                link = facts.link_between(subject.actor.partition(":")[2], owner)
+                if link is None or facts.l_id[link] != subject.grant:
+                    return _Denied(
+                        f"the token's grant {subject.grant} no longer links them",
+                        "delegation: grant",
+                        owner,
+                    )
+        if subject.scopes is not None and action.scope not in subject.scopes:
+            return _Denied(
+                f"the token's scope does not include {action.scope or req.action}",
+                "token: scope",
+                owner,
+            )
+        pm = ""
+        if action.payment == "resource":
+            pm = res.id or ""
+        elif action.payment == "context":
+            pm = req.payment_method or ""
+        return subject.actor, owner, req.action, pm
+
+    def _owner(self, req: CheckRequest, kind: vocabulary.Owner) -> str | None:
+        res, subject = req.resource, req.subject
+        if res.type == "client":
+            return res.id or res.owner or subject.account
+        if res.owner:
+            return res.owner
+        if kind is vocabulary.Owner.ORG:
+            return subject.org
+        if res.type == "grant" and res.id:
+            link = self.facts.link_index(res.id)
+            return self.facts.grant(link).receiver if link is not None else None
+        return subject.account
+
+    def _why(self, subject: Subject, owner: str, rule: Rule, now: dt.datetime) -> str:
+        facts = self.facts
+        _kind, _, ident = subject.actor.partition(":")
+        if rule.rel == "self":
+            return f"{facts.name(owner)} ({owner}) acts on their own account"
+        if rule.rel == "shared_email":
+            return (
+                f"{facts.name(ident)}'s login shares the verified email of "
+                f"{facts.name(owner)}'s account ({owner})"
+            )
+        if rule.rel.startswith(vocabulary.CAREGIVER_PREFIX):
+            link = facts.link_between(ident, owner)
+            assert link is not None
+            link_id, relationship, access, by, day = facts.grant_terms(link)
+            level = "" if access == "full" else f" with {access} access"
+            granted = f", granted by {facts.staff_name(by)}"
+            if day:
+                granted += f" on {day.isoformat()}"
+            return (
+                f"{relationship.replace('_', ' ')} {facts.name(ident)} acts for "
+                f"{facts.name(owner)} through link {link_id}{level}{granted}"
+            )
+        org_name = facts.org_names[facts.orgs[subject.org]]
+        if rule.rel == "provider":
+            return f"provider {facts.staff_name(ident)} manages the clients of {org_name}"
+        return f"reviewer {facts.staff_name(ident)} reads {org_name}'s records (read-only)"
+
+    def _why_not(self, subject: Subject, owner: str, action: str, now: dt.datetime) -> str:
+        facts = self.facts
+        kind, _, ident = subject.actor.partition(":")
+        who = f"{kind} {facts.staff_name(ident) if kind != 'client' else facts.name(ident)}"
+        paths = facts.paths(subject.actor, owner, now)
+        if paths:
+            held = ", ".join(p.rel.replace("_", " ") for p in paths)
+            return (
+                f"{who} holds {held} on {facts.name(owner)}'s account, which does not "
+                f"allow {action}"
+            )
+        if kind == "client":
+            if facts.client_index(ident) is None:
+                return f"{subject.actor} is not a known client"
+            if not facts.is_active(ident):
+                return f"{who}'s account is deactivated"
+            if not facts.is_active(owner) and facts.client_index(owner) is not None:
+                return f"{facts.name(owner)}'s account ({owner}) is deactivated"
+            link = facts.link_between(ident, owner)
+            if link is not None:
+                state = facts.grant_state(link, now)
+                return (
+                    f"{who} has no usable grant on {owner}: link {facts.l_id[link]}: {state.reason}"
+                )
+            if facts.same_email(ident, owner):
+                return f"{who} shares an email with {owner}, but it is not verified on both"
+            return (
+                f"{who} has no own account, verified shared email or active grant on "
+                f"{facts.name(owner)}'s account ({owner})"
+            )
+        return f"{who} holds no relation on {owner}"
+
+    def _pm_reason(self, pm: str, owner: str, rtype: str) -> str:
+        if not pm:
+            return "no payment method was given; one of the owner's own is needed"
+        whose = "invoice" if rtype == "invoice" else "account"
+        return (
+            f"payment method {pm} does not belong to {self.facts.name(owner)} ({owner}), "
+            f"whose {whose} this is: a payment method is only ever used for its own client"
+        )
+
+    # -- listings that agree with `check` ------------------------------------------------------
+
+    def accounts(self, subject: Subject) -> list[Account]:
+        """Every client account `subject` may act as, and how (the Switch Account list)."""
+        facts = self.facts
+        kind, _, ident = subject.actor.partition(":")
+        if kind != "client" or subject.via == "delegation":
+            # A delegated token switches back to the caregiver's own account only.
+            return (
+                [Account(ident, facts.name(ident), "self")]
+                if kind == "client" and facts.has_relation(subject.actor, "self", ident)
+                else []
+            )
+        return self._accounts_of(ident)
+
+    def accounts_for_login(self, org_id: str, email: str) -> list[Account]:
+        """Every account a login with this verified email may act as, through any of its own."""
+        out: list[Account] = []
+        seen: set[tuple[str, str | None]] = set()
+        for cid in self.facts.accounts_with_email(org_id, email):
+            if not self.facts.is_verified(cid):
+                continue
+            for account in self._accounts_of(cid):
+                key = (account.client_id, account.link_id)
+                if key not in seen:
+                    seen.add(key)
+                    via = "self" if account.via == "shared_email" else account.via
+                    out.append(
+                        Account(
+                            account.client_id,
+                            account.name,
+                            via,
+                            account.link_id,
+                            account.access_level,
+                        )
+                    )
+        return out
+
+    def _accounts_of(self, cid: str) -> list[Account]:
+        facts, now = self.facts, self.now()
+        sub = f"client:{cid}"
+        out: list[Account] = []
+        if facts.has_relation(sub, "self", cid, now):
+            out.append(Account(cid, facts.name(cid), "self"))
+        else:
+            return []
+        for other in facts.shared_email_accounts(cid):
+            if facts.has_relation(sub, "shared_email", other, now):
+                out.append(Account(other, facts.name(other), "shared_email"))
+        for link in facts.grants_as_caregiver(cid):
+            g = facts.grant(link)
+            for path in facts.paths(sub, g.receiver, now):
+                if path.link == link:
+                    out.append(
+                        Account(
+                            g.receiver, facts.name(g.receiver), "delegation", g.link_id, g.level
+                        )
+                    )
+        return out
+
+    def who_can(self, org_id: str, client_id: str) -> list[Access]:
+        """Every subject with a relation on `client_id`, and the grant behind each."""
+        facts, now = self.facts, self.now()
+        org = facts.orgs.get(org_id)
+        if org is None or facts.org_of(client_id) != org or facts.client_index(client_id) is None:
+            return []
+        candidates = [f"client:{client_id}"]
+        candidates += [f"client:{c}" for c in facts.shared_email_accounts(client_id)]
+        candidates += [
+            f"client:{facts.grant(link).caregiver}" for link in facts.grants_as_receiver(client_id)
+        ]
+        candidates += facts.staff_of(org_id)
+        out: list[Access] = []
+        for sub in dict.fromkeys(candidates):
+            for path in facts.paths(sub, client_id, now):
+                link_id = facts.l_id[path.link] if path.link >= 0 else None
+                rule = Rule(path.rel, "", "allow", "")
+                out.append(
+                    Access(
+                        sub,
+                        path.rel,
+                        link_id,
+                        self._why(Subject(sub, org_id), client_id, rule, now),
+                    )
+                )
+        return out
+
+
+# -- pycasbin over the same files and facts ----------------------------------------------------
+
+
+class StoreRoleManager:
+    """pycasbin role manager for `g`: relations from the `FactIndex`, never copied."""
+
+    def __init__(self, facts: FactIndex, now: Callable[[], dt.datetime] = clock.now) -> None:
+        self.facts, self.now = facts, now
+
+    def has_link(self, name1: str, name2: str, *domain: str) -> bool:
+        return bool(domain) and self.facts.has_relation(name1, name2, domain[0], self.now())
+
+    def clear(self) -> None:
+        """Nothing to clear: the facts live in the store."""
+
+    def add_link(self, *args: str) -> None:
+        raise PolicyError("relations come from the store, not from g lines")
+
+    delete_link = add_link
+
+    def get_roles(self, name: str, *domain: str) -> list[str]:
+        return [p.rel for p in self.facts.paths(name, domain[0], self.now())] if domain else []
+
+    def get_users(self, name: str, *domain: str) -> list[str]:
+        return []
+
+    def print_roles(self) -> None:
+        """Nothing to print."""
+
+
+class OwnershipRoleManager(StoreRoleManager):
+    """pycasbin role manager for `g2`: payment-method ownership from the `FactIndex`."""
+
+    def has_link(self, name1: str, name2: str, *domain: str) -> bool:
+        return self.facts.pm_belongs(name1, name2)
+
+
+def casbin_enforcer(
+    facts: FactIndex,
+    policy_dir: Path = POLICY_DIR,
+    model_path: Path = MODEL_PATH,
+    now: Callable[[], dt.datetime] = clock.now,
+) -> Any:
+    """pycasbin's Enforcer over the same files, with the store-backed role managers."""
+    import casbin
+    from casbin import persist
+
+    class FilesAdapter(persist.Adapter):  # type: ignore[misc]
+        def load_policy(self, model: Any) -> None:
+            for path in sorted(policy_dir.glob("*.csv")):
+                for line in path.read_text().splitlines():
+                    persist.load_policy_line(line.strip(), model)
+
+    enforcer = casbin.Enforcer(str(model_path), FilesAdapter())
+    for name, rm in (("g", StoreRoleManager(facts, now)), ("g2", OwnershipRoleManager(facts, now))):
+        enforcer.set_named_role_manager(name, rm)
+        enforcer.get_model()["g"][name].rm = rm
+    return enforcer

@@ -1,0 +1,970 @@
+"""The facts behind Casbin's `g` and `g2`: grants, shared-email groups, staff and payment ownership.
+
+One in-memory index over the store, kept compact (a flat integer record per client and per grant,
+not one object per row) and refreshed by revision: only the clients, links, payment methods,
+revoked tokens and OAuth clients named by newer audit rows are read again. Lookups never insert,
+so unknown subjects cannot grow memory.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+import threading
+from array import array
+from collections.abc import Iterable, Iterator
+from typing import Any, NamedTuple
+
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from authz import clock, grants
+from authz.errors import StoreUnavailable
+from authz.links import ENTITLEMENT
+from authz.store.db import Store
+from authz.store.models import (
+    AuditEvent,
+    Client,
+    Link,
+    OAuthClient,
+    Organization,
+    PaymentMethod,
+    Provider,
+    Reviewer,
+    RevokedToken,
+    State,
+)
+
+# Client flags (one byte per client).
+_LIVE, _ACTIVE, _VERIFIED, _MINOR = 1, 2, 4, 8
+STATUSES = ("", "pending", "active", "revoked", "expired")
+LEVELS = ("", "full", "billing", "scheduling")
+_ST = {s: i for i, s in enumerate(STATUSES)}
+_LV = {s: i for i, s in enumerate(LEVELS)}
+_ACTIVE_STATUS = _ST["active"]
+_NONE = -1
+# Above this many touched rows, one full reload is cheaper than row-by-row refresh.
+_FULL_RELOAD_AT = 50_000
+
+
+class OrgRow(NamedTuple):
+    id: str
+    name: str
+    entitlements: list[str]
+
+
+class StaffRow(NamedTuple):
+    id: str
+    org_id: str
+    name: str
+
+
+class ClientRow(NamedTuple):
+    id: str
+    org_id: str
+    first_name: str
+    client_type: str
+    birth_date: dt.date | None
+    email: str | None
+    email_verified: bool
+    active: bool
+
+
+class LinkRow(NamedTuple):
+    id: str
+    original_client_id: str
+    linked_client_id: str
+    relationship: str
+    portal_status: str | None
+    access_level: str | None
+    expires_at: dt.datetime | None
+    acknowledged_by: str | None
+    acknowledged_at: dt.datetime | None
+
+
+class PaymentRow(NamedTuple):
+    id: str
+    client_id: str
+
+
+class Path(NamedTuple):
+    """One way a subject reaches an owner: the relation and, for caregivers, the grant."""
+
+    rel: str
+    link: int = _NONE
+
+
+class GrantInfo(NamedTuple):
+    """A grant as a reason or a listing shows it."""
+
+    link_id: str
+    receiver: str
+    caregiver: str
+    relationship: str
+    status: str
+    level: str
+    acknowledged_by: str | None
+    acknowledged_on: dt.date | None
+    expires_at: dt.datetime | None
+
+
+_CLIENT_COLS = (
+    Client.id,
+    Client.org_id,
+    Client.first_name,
+    Client.client_type,
+    Client.birth_date,
+    Client.email,
+    Client.email_verified,
+    Client.active,
+)
+_LINK_COLS = (
+    Link.id,
+    Link.original_client_id,
+    Link.linked_client_id,
+    Link.relationship,
+    Link.portal_status,
+    Link.access_level,
+    Link.expires_at,
+    Link.acknowledged_by,
+    Link.acknowledged_at,
+)
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_US = dt.timedelta(microseconds=1)
+# Rows read per round trip when loading everything.
+_CHUNK = 2_000
+
+# NOTE: one record per client and per link, fields at fixed offsets in one flat array, so that a
+# decision touches one or two cache lines per entity instead of one per column (that is what made
+# a decision at 1,000,000 grants twice as slow as at 1,000). Reorder only with every user below.
+_C = 8  # client record: org, flags, group, first grant out, first grant in, name, birth, group next
+_C_ORG, _C_FLAGS, _C_GROUP, _C_OUT, _C_IN, _C_NAME, _C_BIRTH, _C_GNEXT = range(_C)
+_L = 8  # link record: receiver, caregiver, status|level|relationship, ack by, ack day, expiry (µs
+# since the epoch, 0: none), next grant of the caregiver, next grant of the receiver
+_L_RECV, _L_CG, _L_KIND, _L_ACK_BY, _L_ACK_DAY, _L_EXP, _L_NEXT_OUT, _L_NEXT_IN = range(_L)
+
+
+def _day(value: Any, cache: dict[Any, int] | None = None) -> int:
+    """A date, datetime or ISO string (SQLite hands raw strings) as a proleptic ordinal; 0: none."""
+    if value is None:
+        return 0
+    if cache is not None:
+        found = cache.get(value)
+        if found is not None:
+            return found
+    day = (dt.date.fromisoformat(value[:10]) if isinstance(value, str) else value).toordinal()
+    if cache is not None and len(cache) < 4096:
+        cache[value] = day
+    return int(day)
+
+
+def _micros(value: Any) -> int:
+    """A datetime or ISO string as microseconds since the epoch (naive means UTC); 0: none."""
+    if value is None:
+        return 0
+    moment = clock.aware(dt.datetime.fromisoformat(value) if isinstance(value, str) else value)
+    assert moment is not None
+    return (moment - _EPOCH) // _US or 1
+
+
+def _raw_chunks(session: Any, stmt: Any) -> Iterator[list[tuple[Any, ...]]]:
+    """The rows of `stmt` as plain DBAPI tuples, a chunk at a time: ORM rows and their type
+    processing cost more than the whole index at a million grants. Values arrive as the driver
+    gives them (SQLite: strings for dates, ints for booleans), so readers convert both forms."""
+    conn = session.connection()
+    sql = str(stmt.compile(dialect=conn.dialect))
+    dbapi = conn.connection.dbapi_connection
+    if conn.dialect.name == "postgresql":
+        # A server-side cursor streams instead of materializing every row in the client.
+        cursor = dbapi.cursor(name=f"facts_{id(stmt):x}")
+        cursor.itersize = _CHUNK
+    else:
+        cursor = dbapi.cursor()
+    try:
+        cursor.execute(sql)
+        while chunk := cursor.fetchmany(_CHUNK):
+            yield chunk
+    finally:
+        cursor.close()
+
+
+class _IdTable:
+    """`id → row` over a list of ids, as an open-addressing hash table in one flat array.
+
+    A dict of a million grant ids costs ~70 MB (its table and an int object per row); this costs
+    8 bytes a slot. Grants are looked up by id only off the hot path (a grant resource, a
+    refresh), where a few Python-level probes are cheap. A slot whose row now holds another id
+    (a dropped link whose row was reused) is skipped by the comparison, so nothing is deleted."""
+
+    __slots__ = ("filled", "ids", "mask", "slots")
+
+    def __init__(self, ids: list[str]) -> None:
+        self.ids = ids
+        self.mask = 7
+        self.slots = array("i", [_NONE]) * 8
+        self.filled = 0
+
+    def get(self, key: str) -> int | None:
+        ids, slots, mask = self.ids, self.slots, self.mask
+        slot = hash(key) & mask
+        while (row := slots[slot]) != _NONE:
+            if ids[row] == key:
+                return row
+            slot = (slot + 1) & mask
+        return None
+
+    def add(self, key: str, row: int) -> None:
+        """Map `key` (which `ids[row]` holds) to `row`."""
+        if (self.filled + 1) * 2 > self.mask:
+            self._grow()
+        slots, mask = self.slots, self.mask
+        slot = hash(key) & mask
+        while slots[slot] != _NONE:
+            slot = (slot + 1) & mask
+        slots[slot] = row
+        self.filled += 1
+
+    def _grow(self) -> None:
+        self.rebuild()
+
+    def rebuild(self) -> None:
+        """Index every live id of `ids` again (after appending many at once)."""
+        size = 8
+        while size < 4 * (len(self.ids) + 1):
+            size *= 2
+        self.mask, self.slots, self.filled = size - 1, array("i", [_NONE]) * size, 0
+        slots, mask = self.slots, self.mask
+        for row, key in enumerate(self.ids):
+            if key:  # ids are unique among live rows
+                slot = hash(key) & mask
+                while slots[slot] != _NONE:
+                    slot = (slot + 1) & mask
+                slots[slot] = row
+                self.filled += 1
+
+
+class FactIndex:
+    """Store-backed relations: `paths(sub, owner)` and `pm_owner(pm)`; see module docstring."""
+
+    def __init__(self, majority_age: int = 18) -> None:
+        self.majority_age = majority_age
+        self.revision = 0
+        #: What the last refresh read: audit rows and the entities it reloaded (for tests, metrics).
+        self.last_refresh: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._clear()
+
+    def _clear(self) -> None:
+        self.orgs: dict[str, int] = {}
+        self.org_ids: list[str] = []
+        self.org_names: list[str] = []
+        self.org_portal: bytearray = bytearray()
+        self.providers: dict[str, tuple[int, str]] = {}
+        self.reviewers: dict[str, tuple[int, str]] = {}
+        # Small tables of repeated words (first names, relationships, staff ids), by index.
+        self._words: dict[str, int] = {"": 0}
+        self.words: list[str] = [""]
+        # Clients: id → row, and one `_C`-wide record per row.
+        self._ci: dict[str, int] = {}
+        self.c_id: list[str] = []
+        self.c_rec = array("i")
+        # Shared-email groups (`org|email`): the first member; members chain through the records.
+        self._groups: dict[str, int] = {}
+        self.g_key: list[str] = []
+        self.g_head = array("i")
+        # Links with portal access (pending, active, revoked, expired): one `_L`-wide record each.
+        self.l_id: list[str] = []  # "" in a dropped link's row
+        self._li = _IdTable(self.l_id)
+        self.l_rec = array("q")
+        self._free: list[int] = []
+        self.pm: dict[str, int] = {}
+        #: Revoked access tokens still within their lifetime: jti → expiry (epoch seconds).
+        self.revoked: dict[str, float] = {}
+        #: Enabled OAuth clients (portal backends) → their organization's row.
+        self.oauth: dict[str, int] = {}
+
+    def _word(self, text: str | None) -> int:
+        if not text:
+            return 0
+        i = self._words.get(text)
+        if i is None:
+            i = self._words[text] = len(self.words)
+            self.words.append(sys.intern(text))
+        return i
+
+    # -- building -------------------------------------------------------------------------
+
+    @classmethod
+    def from_rows(
+        cls,
+        orgs: Iterable[OrgRow],
+        providers: Iterable[StaffRow] = (),
+        reviewers: Iterable[StaffRow] = (),
+        clients: Iterable[ClientRow] = (),
+        links: Iterable[LinkRow] = (),
+        payments: Iterable[PaymentRow] = (),
+        majority_age: int = 18,
+        revision: int = 0,
+    ) -> FactIndex:
+        """An index over plain rows (policy tests, benchmarks, property tests)."""
+        index = cls(majority_age)
+        index._load_rows(
+            orgs, providers, reviewers, [list(clients)], [list(links)], [list(payments)]
+        )
+        index.revision = revision
+        return index
+
+    def _load_rows(
+        self,
+        orgs: Iterable[Any],
+        providers: Iterable[Any],
+        reviewers: Iterable[Any],
+        clients: Iterable[list[Any]],
+        links: Iterable[list[Any]],
+        payments: Iterable[list[Any]],
+        unique: bool = False,
+    ) -> None:
+        for org in orgs:
+            self.put_org(org)
+        for p in providers:
+            self.put_staff(self.providers, p)
+        for r in reviewers:
+            self.put_staff(self.reviewers, r)
+        for chunk in clients:
+            self._add_clients(chunk)
+        for chunk in links:
+            self._add_links(chunk, unique=unique)
+        if unique:
+            self._li.rebuild()
+        pm, ci = self.pm, self._ci
+        for chunk in payments:
+            for pm_id, owner in chunk:
+                i = ci.get(owner)
+                if i is not None:
+                    pm[pm_id] = i
+
+    def _add_clients(self, rows: list[Any]) -> None:
+        """Append clients never seen (a full load); a known id goes through `put_client`."""
+        ci, orgs, rec, c_id, word = self._ci, self.orgs, self.c_rec, self.c_id, self._word
+        groups, g_head, g_key = self._groups, self.g_head, self.g_key
+        days: dict[Any, int] = {}
+        for cid, org_id, first_name, ctype, birth, email, verified, active in rows:
+            org = orgs.get(org_id)
+            if org is None:
+                continue
+            i = ci.setdefault(cid, len(c_id))
+            if i != len(c_id):
+                self.put_client((cid, org_id, first_name, ctype, birth, email, verified, active))
+                continue
+            c_id.append(cid)
+            group = gnext = _NONE
+            if email:
+                key = f"{org}|{email}"
+                group = groups.get(key, _NONE)
+                if group == _NONE:
+                    group = groups[key] = len(g_key)
+                    g_key.append(key)
+                    g_head.append(_NONE)
+                gnext, g_head[group] = g_head[group], i
+            minor = ctype == "minor"
+            rec.extend(
+                (
+                    org,
+                    _LIVE
+                    | (_ACTIVE if active else 0)
+                    | (_VERIFIED if verified else 0)
+                    | (_MINOR if minor else 0),
+                    group,
+                    _NONE,
+                    _NONE,
+                    word(first_name),
+                    _day(birth, days) if minor else 0,
+                    gnext,
+                )
+            )
+
+    def _add_links(self, rows: list[Any], unique: bool = False) -> None:
+        """Append links never seen (a full load); a known id goes through `put_link`.
+        `unique`: the rows come from a primary-key scan of an empty index, so the id table is
+        rebuilt once at the end instead of probed per row."""
+        li, ci, crec, lrec, l_id = self._li, self._ci, self.c_rec, self.l_rec, self.l_id
+        word, words = self._word, self._words
+        days: dict[Any, int] = {}
+        for row in rows:
+            lid, recv_id, cg_id, relationship, status, level, expires, ack_by, ack_at = row
+            recv, cg = ci.get(recv_id), ci.get(cg_id)
+            if status is None or recv is None or cg is None:
+                continue
+            if not unique and (self._free or li.get(lid) is not None):
+                self.put_link(row)
+                continue
+            i = len(l_id)
+            l_id.append(lid)
+            rel = words.get(relationship)
+            if rel is None:
+                rel = word(relationship)
+            by = words.get(ack_by) if ack_by else 0
+            if by is None:
+                by = word(ack_by)
+            lrec.extend(
+                (
+                    recv,
+                    cg,
+                    _ST[status] | _LV[level or "full"] << 4 | rel << 8,
+                    by,
+                    _day(ack_at, days),
+                    _micros(expires) if expires else 0,
+                    crec[cg * _C + _C_OUT],
+                    crec[recv * _C + _C_IN],
+                )
+            )
+            crec[cg * _C + _C_OUT] = i
+            crec[recv * _C + _C_IN] = i
+            if not unique:
+                li.add(lid, i)
+
+    @classmethod
+    def load(cls, store: Store, majority_age: int = 18) -> FactIndex:
+        """Read every fact from the store (start-up)."""
+        index = cls(majority_age)
+        index.reload(store)
+        return index
+
+    def reload(self, store: Store) -> None:
+        """Replace everything with the store's current facts."""
+        with self._lock, store.read() as session:
+            revision = int(session.execute(select(State.revision)).scalar_one())
+            self._clear()
+            self._load_rows(
+                session.execute(
+                    select(Organization.id, Organization.name, Organization.entitlements)
+                ),
+                session.execute(select(Provider.id, Provider.org_id, Provider.name)),
+                session.execute(select(Reviewer.id, Reviewer.org_id, Reviewer.name)),
+                _raw_chunks(session, select(*_CLIENT_COLS)),
+                _raw_chunks(session, select(*_LINK_COLS).where(Link.portal_status.is_not(None))),
+                _raw_chunks(session, select(PaymentMethod.id, PaymentMethod.client_id)),
+                unique=True,
+            )
+            now = clock.now().timestamp()
+            for row in session.execute(select(RevokedToken.jti, RevokedToken.expires_at)):
+                self._put_revoked(row[0], row[1], now)
+            for oc in session.execute(
+                select(OAuthClient.client_id, OAuthClient.org_id, OAuthClient.disabled_at)
+            ):
+                self.put_oauth_client(oc)
+            self.revision = revision
+
+    def put_org(self, row: Any) -> None:
+        i = self.orgs.get(row[0])
+        if i is None:
+            i = self.orgs[row[0]] = len(self.org_ids)
+            self.org_ids.append(row[0])
+            self.org_names.append(row[1])
+            self.org_portal.append(0)
+        self.org_names[i] = row[1]
+        self.org_portal[i] = ENTITLEMENT in (row[2] or [])
+
+    def put_staff(self, table: dict[str, tuple[int, str]], row: Any) -> None:
+        org = self.orgs.get(row[1])
+        if org is not None:
+            table[row[0]] = (org, row[2] or "")
+
+    def put_oauth_client(self, row: Any) -> None:
+        """A portal backend: kept while enabled; its tokens die with it."""
+        org = self.orgs.get(row[1])
+        if org is None or row[2] is not None:
+            self.oauth.pop(row[0], None)
+        else:
+            self.oauth[row[0]] = org
+
+    def _put_revoked(self, jti: str, expires: Any, now: float) -> None:
+        at = _micros(expires) / 1e6
+        if at > now - 3600:  # long expired tokens fail verification anyway
+            self.revoked[jti] = at
+
+    def put_client(self, row: Any) -> None:
+        """Insert or update one client (its email group moves with it)."""
+        cid, org_id, first_name, ctype, birth, email, verified, active = row
+        org = self.orgs.get(org_id)
+        if org is None:
+            return
+        i = self._ci.get(cid)
+        if i is None:
+            self._add_clients([row])
+            return
+        rec, b = self.c_rec, i * _C
+        group = _NONE
+        if email:
+            key = f"{org}|{email}"
+            group = self._groups.get(key, _NONE)
+            if group == _NONE:
+                group = self._groups[key] = len(self.g_key)
+                self.g_key.append(key)
+                self.g_head.append(_NONE)
+        old = rec[b + _C_GROUP]
+        if old != group:
+            if old != _NONE:
+                self._group_unlink(old, i)
+            if group != _NONE:
+                rec[b + _C_GNEXT], self.g_head[group] = self.g_head[group], i
+        minor = ctype == "minor"
+        rec[b + _C_ORG] = org
+        rec[b + _C_FLAGS] = (
+            _LIVE
+            | (_ACTIVE if active else 0)
+            | (_VERIFIED if verified else 0)
+            | (_MINOR if minor else 0)
+        )
+        rec[b + _C_GROUP] = group
+        rec[b + _C_NAME] = self._word(first_name)
+        rec[b + _C_BIRTH] = _day(birth) if minor else 0
+
+    def _group_unlink(self, group: int, i: int) -> None:
+        rec, j = self.c_rec, self.g_head[group]
+        if j == i:
+            self.g_head[group] = rec[i * _C + _C_GNEXT]
+            return
+        while j != _NONE:
+            nxt = rec[j * _C + _C_GNEXT]
+            if nxt == i:
+                rec[j * _C + _C_GNEXT] = rec[i * _C + _C_GNEXT]
+                return
+            j = nxt
+
+    def drop_client(self, cid: str) -> None:
+        i = self._ci.get(cid)
+        if i is not None:
+            self.c_rec[i * _C + _C_FLAGS] = 0
+
+    def put_link(self, row: Any) -> None:
+        """Insert or update one link; a link without portal access is not kept."""
+        lid, recv_id, cg_id, relationship, status, level, expires, ack_by, ack_at = row
+        self.drop_link(lid)
+        recv, cg = self._ci.get(recv_id), self._ci.get(cg_id)
+        if status is None or recv is None or cg is None:
+            return
+        crec, lrec = self.c_rec, self.l_rec
+        kind = _ST[status] | _LV[level or "full"] << 4 | self._word(relationship) << 8
+        record = (
+            recv,
+            cg,
+            kind,
+            self._word(ack_by),
+            _day(ack_at),
+            _micros(expires),
+            crec[cg * _C + _C_OUT],
+            crec[recv * _C + _C_IN],
+        )
+        if self._free:
+            i = self._free.pop()
+            self.l_id[i] = lid
+            lrec[i * _L : (i + 1) * _L] = array("q", record)
+        else:
+            i = len(self.l_id)
+            self.l_id.append(lid)
+            lrec.extend(record)
+        self._li.add(lid, i)
+        crec[cg * _C + _C_OUT] = i
+        crec[recv * _C + _C_IN] = i
+
+    def drop_link(self, lid: str) -> None:
+        i = self._li.get(lid)
+        if i is None:
+            return
+        self.l_id[i] = ""
+        b = i * _L
+        self._unlink(_C_OUT, _L_NEXT_OUT, self.l_rec[b + _L_CG], i)
+        self._unlink(_C_IN, _L_NEXT_IN, self.l_rec[b + _L_RECV], i)
+        self.l_rec[b + _L_KIND] = 0
+        self.l_rec[b + _L_EXP] = 0
+        self._free.append(i)
+
+    def _unlink(self, head: int, nxt: int, owner: int, i: int) -> None:
+        crec, lrec = self.c_rec, self.l_rec
+        if crec[owner * _C + head] == i:
+            crec[owner * _C + head] = lrec[i * _L + nxt]
+            return
+        j = crec[owner * _C + head]
+        while j != _NONE:
+            if lrec[j * _L + nxt] == i:
+                lrec[j * _L + nxt] = lrec[i * _L + nxt]
+                return
+            j = lrec[j * _L + nxt]
+
+    def put_payment(self, row: Any) -> None:
+        owner = self._ci.get(row[1])
+        if owner is not None:
+            self.pm[row[0]] = owner
+
+    # -- freshness ------------------------------------------------------------------------
+
+    def ensure_fresh(self, store: Store, min_revision: int | None = None) -> int:
+        """Make the index at least as new as `min_revision` (or the store's newest revision,
+        one cheap `SELECT` when none is given); return the index's revision."""
+        if min_revision is not None and self.revision >= min_revision:
+            return self.revision
+        if read_revision(store) > self.revision:
+            self.refresh(store)
+        return self.revision
+
+    def refresh(self, store: Store) -> int:
+        """Apply every change since `self.revision`, reading only the rows they touched."""
+        with self._lock, store.read() as session:
+            newest = int(session.execute(select(State.revision)).scalar_one())
+            if newest <= self.revision:
+                return self.revision
+            # Every revision <= newest has committed: writers take the state row lock in turn.
+            events = session.execute(
+                select(AuditEvent.kind, AuditEvent.entity_id, AuditEvent.client_ids)
+                .where(AuditEvent.revision > self.revision, AuditEvent.revision <= newest)
+                .order_by(AuditEvent.seq)
+            ).all()
+            touched: dict[str, set[str]] = {k: set() for k in _TOUCHED}
+            for kind, entity, client_ids in events:
+                family = kind.partition(".")[0]
+                key = _FAMILIES.get(family)
+                if key is None:
+                    continue
+                if entity:
+                    touched[key].add(entity)
+                if family in ("link", "grant"):
+                    touched["client"].update(client_ids or [])
+        if sum(len(v) for v in touched.values()) > _FULL_RELOAD_AT:
+            self.reload(store)
+            return self.revision
+        with self._lock, store.read() as session:
+            self._apply(session, touched)
+            self.last_refresh = {"events": len(events)} | {k: len(v) for k, v in touched.items()}
+            self.revision = max(self.revision, newest)
+            return self.revision
+
+    def _apply(self, session: Any, touched: dict[str, set[str]]) -> None:
+        def rows(stmt: Any, col: Any, ids: set[str]) -> Iterator[Any]:
+            items = sorted(ids)
+            for start in range(0, len(items), 500):
+                yield from session.execute(stmt.where(col.in_(items[start : start + 500])))
+
+        for row in rows(
+            select(Organization.id, Organization.name, Organization.entitlements),
+            Organization.id,
+            touched["org"],
+        ):
+            self.put_org(row)
+        for model, table in ((Provider, self.providers), (Reviewer, self.reviewers)):
+            for row in rows(select(model.id, model.org_id, model.name), model.id, touched["staff"]):
+                self.put_staff(table, row)
+        seen: set[str] = set()
+        for row in rows(select(*_CLIENT_COLS), Client.id, touched["client"]):
+            self.put_client(row)
+            seen.add(row[0])
+        for cid in touched["client"] - seen:
+            self.drop_client(cid)
+        seen = set()
+        for row in rows(select(*_LINK_COLS), Link.id, touched["link"]):
+            self.put_link(row)
+            seen.add(row[0])
+        for lid in touched["link"] - seen:
+            self.drop_link(lid)
+        for row in rows(
+            select(PaymentMethod.id, PaymentMethod.client_id), PaymentMethod.id, touched["pm"]
+        ):
+            self.put_payment(row)
+        now = clock.now().timestamp()
+        for row in rows(
+            select(RevokedToken.jti, RevokedToken.expires_at), RevokedToken.jti, touched["token"]
+        ):
+            self._put_revoked(row[0], row[1], now)
+        seen = set()
+        for row in rows(
+            select(OAuthClient.client_id, OAuthClient.org_id, OAuthClient.disabled_at),
+            OAuthClient.client_id,
+            touched["oauth"],
+        ):
+            self.put_oauth_client(row)
+            seen.add(row[0])
+        for cid in touched["oauth"] - seen:
+            self.oauth.pop(cid, None)
+        if touched["token"] and len(self.revoked) > 1024:
+            self.revoked = {k: v for k, v in self.revoked.items() if v > now - 3600}
+
+    # -- relations (what `g` and `g2` answer) ---------------------------------------------
+
+    def client_index(self, cid: str) -> int | None:
+        """The row of a live client, or None."""
+        i = self._ci.get(cid)
+        return i if i is not None and self.c_rec[i * _C + _C_FLAGS] & _LIVE else None
+
+    def org_of(self, owner: str) -> int | None:
+        """The organization of a client id or of an organization id."""
+        i = self.client_index(owner)
+        if i is not None:
+            return self.c_rec[i * _C + _C_ORG]
+        return self.orgs.get(owner)
+
+    def grant_state(self, link: int, now: dt.datetime) -> grants.GrantState:
+        """The grant's effective state now (the one rule in `authz.grants`)."""
+        lrec, crec, b = self.l_rec, self.c_rec, link * _L
+        recv, cg = lrec[b + _L_RECV] * _C, lrec[b + _L_CG] * _C
+        rflags, cflags = crec[recv + _C_FLAGS], crec[cg + _C_FLAGS]
+        if not self.org_portal[crec[recv + _C_ORG]]:
+            return grants.GrantState(
+                "revoked", False, f"the organization has no {ENTITLEMENT} entitlement", None
+            )
+        exp, birth = lrec[b + _L_EXP], crec[recv + _C_BIRTH]
+        facts = grants.GrantFacts(
+            status=STATUSES[lrec[b + _L_KIND] & 0xF] or None,
+            expires_at=_EPOCH + exp * _US if exp else None,
+            receiver_type="minor" if rflags & _MINOR else "adult",
+            receiver_birth_date=dt.date.fromordinal(birth) if birth else None,
+            receiver_active=bool(rflags & _ACTIVE),
+            caregiver_active=bool(cflags & _ACTIVE),
+        )
+        return grants.effective_state(facts, now, self.majority_age)
+
+    def paths(self, sub: str, owner: str, now: dt.datetime | None = None) -> list[Path]:
+        """Every relation `sub` (`client:<id>`, `provider:<id>`, `reviewer:<id>`) holds on
+        `owner` (a client or organization id) now, best first."""
+        kind, _, ident = sub.partition(":")
+        if kind == "client":
+            xi = self._ci.get(ident)
+            oi = self._ci.get(owner)
+            if xi is None or oi is None:
+                return []
+            crec, x, o = self.c_rec, xi * _C, oi * _C
+            xflags, oflags = crec[x + _C_FLAGS], crec[o + _C_FLAGS]
+            if not (xflags & _ACTIVE and oflags & _ACTIVE and xflags & _LIVE):
+                return []
+            if xi == oi:
+                return [Path("self")]
+            if crec[x + _C_ORG] != crec[o + _C_ORG]:
+                return []
+            out: list[Path] = []
+            g = crec[x + _C_GROUP]
+            if g != _NONE and g == crec[o + _C_GROUP] and xflags & oflags & _VERIFIED:
+                out.append(Path("shared_email"))
+            lrec, link = self.l_rec, crec[x + _C_OUT]
+            while link != _NONE:
+                b = link * _L
+                # The caregiver check guards against a slot recycled by a concurrent refresh.
+                if lrec[b + _L_RECV] == oi and lrec[b + _L_CG] == xi:
+                    kind_bits = lrec[b + _L_KIND]
+                    if (
+                        kind_bits & 0xF == _ACTIVE_STATUS
+                        and self.grant_state(link, now or clock.now()).usable
+                    ):
+                        out.append(Path("caregiver_" + LEVELS[kind_bits >> 4 & 0xF], link))
+                    break
+                link = lrec[b + _L_NEXT_OUT]
+            return out
+        if kind in ("provider", "reviewer"):
+            staff = (self.providers if kind == "provider" else self.reviewers).get(ident)
+            if staff is None:
+                return []
+            org = self.org_of(owner)
+            return [Path(kind)] if org is not None and org == staff[0] else []
+        return []
+
+    def has_relation(self, sub: str, rel: str, owner: str, now: dt.datetime | None = None) -> bool:
+        """`g(sub, rel, owner)`."""
+        return any(p.rel == rel for p in self.paths(sub, owner, now))
+
+    def pm_belongs(self, pm: str, owner: str) -> bool:
+        """`g2(pm, owner)`: the payment method belongs to that client."""
+        i = self.pm.get(pm)
+        return i is not None and i == self._ci.get(owner)
+
+    def pm_owner(self, pm: str) -> str | None:
+        i = self.pm.get(pm)
+        return self.c_id[i] if i is not None else None
+
+    # -- token liveness (what `authz.token_status` reads from the store, answered here) ------
+
+    def is_revoked(self, jti: str) -> bool:
+        return jti in self.revoked
+
+    def oauth_client_org(self, client_id: str) -> str | None:
+        """The organization of an enabled OAuth client, or None."""
+        org = self.oauth.get(client_id)
+        return self.org_ids[org] if org is not None else None
+
+    def staff_org(self, kind: str, staff_id: str) -> str | None:
+        table = self.providers if kind == "provider" else self.reviewers
+        found = table.get(staff_id)
+        return self.org_ids[found[0]] if found is not None else None
+
+    def client_org(self, cid: str) -> str | None:
+        """The organization of a live client (active or not), or None."""
+        i = self.client_index(cid)
+        return self.org_ids[self.c_rec[i * _C + _C_ORG]] if i is not None else None
+
+    def email_key(self, cid: str) -> str | None:
+        """The client's email as stored (its shared-email group), or None."""
+        i = self.client_index(cid)
+        group = self.c_rec[i * _C + _C_GROUP] if i is not None else _NONE
+        return self.g_key[group].partition("|")[2] if group != _NONE else None
+
+    # -- descriptions and listings --------------------------------------------------------
+
+    def name(self, cid: str) -> str:
+        i = self._ci.get(cid)
+        return self.words[self.c_rec[i * _C + _C_NAME]] if i is not None else cid
+
+    def is_active(self, cid: str) -> bool:
+        i = self.client_index(cid)
+        return i is not None and bool(self.c_rec[i * _C + _C_FLAGS] & _ACTIVE)
+
+    def is_verified(self, cid: str) -> bool:
+        i = self.client_index(cid)
+        return i is not None and bool(self.c_rec[i * _C + _C_FLAGS] & _VERIFIED)
+
+    def staff_name(self, staff_id: str | None) -> str:
+        if not staff_id:
+            return "the practice"
+        found = self.providers.get(staff_id) or self.reviewers.get(staff_id)
+        return (found[1] or staff_id) if found else staff_id
+
+    def grant(self, link: int) -> GrantInfo:
+        lrec, b = self.l_rec, link * _L
+        day, exp, kind = lrec[b + _L_ACK_DAY], lrec[b + _L_EXP], lrec[b + _L_KIND]
+        return GrantInfo(
+            self.l_id[link],
+            self.c_id[lrec[b + _L_RECV]],
+            self.c_id[lrec[b + _L_CG]],
+            self.words[kind >> 8],
+            STATUSES[kind & 0xF],
+            LEVELS[kind >> 4 & 0xF],
+            self.words[lrec[b + _L_ACK_BY]] or None,
+            dt.date.fromordinal(day) if day else None,
+            _EPOCH + exp * _US if exp else None,
+        )
+
+    def grant_terms(self, link: int) -> tuple[str, str, str, str | None, dt.date | None]:
+        """A grant's id, relationship, level, acknowledging staff and day: what a reason names,
+        read from the grant's record alone (`grant` also reads both clients' ids)."""
+        lrec, b = self.l_rec, link * _L
+        day, kind = lrec[b + _L_ACK_DAY], lrec[b + _L_KIND]
+        return (
+            self.l_id[link],
+            self.words[kind >> 8],
+            LEVELS[kind >> 4 & 0xF],
+            self.words[lrec[b + _L_ACK_BY]] or None,
+            dt.date.fromordinal(day) if day else None,
+        )
+
+    def link_index(self, lid: str) -> int | None:
+        return self._li.get(lid)
+
+    def link_between(self, caregiver: str, receiver: str) -> int | None:
+        """The portal-access link from `receiver` to `caregiver`, whatever its state."""
+        xi, oi = self._ci.get(caregiver), self._ci.get(receiver)
+        if xi is None or oi is None:
+            return None
+        lrec, link = self.l_rec, self.c_rec[xi * _C + _C_OUT]
+        while link != _NONE:
+            if lrec[link * _L + _L_RECV] == oi:
+                return link
+            link = lrec[link * _L + _L_NEXT_OUT]
+        return None
+
+    def _members(self, group: int) -> list[int]:
+        out, rec, j = [], self.c_rec, self.g_head[group]
+        while j != _NONE:
+            out.append(j)
+            j = rec[j * _C + _C_GNEXT]
+        out.reverse()  # in the order they joined
+        return out
+
+    def same_email(self, a: str, b: str) -> bool:
+        """Two different live clients share an email group (verified or not)."""
+        i, j = self.client_index(a), self.client_index(b)
+        if i is None or j is None or i == j:
+            return False
+        group = self.c_rec[i * _C + _C_GROUP]
+        return group != _NONE and group == self.c_rec[j * _C + _C_GROUP]
+
+    def shared_email_accounts(self, cid: str) -> list[str]:
+        """Other clients of the same organization with the same email (verified or not)."""
+        i = self.client_index(cid)
+        group = self.c_rec[i * _C + _C_GROUP] if i is not None else _NONE
+        if group == _NONE:
+            return []
+        return [self.c_id[j] for j in self._members(group) if j != i]
+
+    def accounts_with_email(self, org_id: str, email: str) -> list[str]:
+        org = self.orgs.get(org_id)
+        group = self._groups.get(f"{org}|{email.strip().lower()}") if org is not None else None
+        return [self.c_id[j] for j in self._members(group)] if group is not None else []
+
+    def _chain(self, cid: str, head: int, nxt: int) -> list[int]:
+        i = self.client_index(cid)
+        out: list[int] = []
+        link = self.c_rec[i * _C + head] if i is not None else _NONE
+        while link != _NONE:
+            out.append(link)
+            link = self.l_rec[link * _L + nxt]
+        return out
+
+    def grants_as_caregiver(self, cid: str) -> list[int]:
+        return self._chain(cid, _C_OUT, _L_NEXT_OUT)
+
+    def grants_as_receiver(self, cid: str) -> list[int]:
+        return self._chain(cid, _C_IN, _L_NEXT_IN)
+
+    def staff_of(self, org_id: str) -> list[str]:
+        org = self.orgs.get(org_id)
+        return sorted(
+            [f"provider:{k}" for k, v in self.providers.items() if v[0] == org]
+            + [f"reviewer:{k}" for k, v in self.reviewers.items() if v[0] == org]
+        )
+
+    def client_ids(self) -> list[str]:
+        rec = self.c_rec
+        return [c for i, c in enumerate(self.c_id) if rec[i * _C + _C_FLAGS] & _LIVE]
+
+    def counts(self) -> dict[str, int]:
+        grants = len(self.l_id) - len(self._free)
+        return {"clients": len(self._ci), "grants": grants, "payment_methods": len(self.pm)}
+
+
+# Audit event families → the kind of entity the refresh reads again.
+_FAMILIES = {
+    "client": "client",
+    "link": "link",
+    "grant": "link",
+    "payment_method": "pm",
+    "org": "org",
+    "provider": "staff",
+    "reviewer": "staff",
+    "token": "token",
+    "oauth_client": "oauth",
+}
+_TOUCHED = ("org", "staff", "client", "link", "pm", "token", "oauth")
+
+
+def read_revision(store: Store) -> int:
+    """The store's newest revision with one statement on a pooled DBAPI connection: it runs on
+    every check, where a session's set-up costs more than the query."""
+    dbapi_error = store.engine.dialect.loaded_dbapi.Error
+    try:
+        # The pool hands the driver's own errors through here (no SQLAlchemy wrapping).
+        conn = store.engine.raw_connection()
+    except (OperationalError, PoolTimeout, dbapi_error) as exc:
+        raise StoreUnavailable(f"the store did not answer: {type(exc).__name__}") from exc
+    try:
+        cursor = conn.cursor()
+        try:
+            cursor.execute("SELECT revision FROM state WHERE id = 1")
+            row = cursor.fetchone()
+        finally:
+            cursor.close()
+        conn.rollback()
+    except dbapi_error as exc:
+        conn.invalidate()
+        raise StoreUnavailable(f"the store did not answer: {type(exc).__name__}") from exc
+    finally:
+        conn.close()
+    if row is None:
+        raise StoreUnavailable("the store has no state row: run `authz init`")
+    return int(row[0])

@@ -1,0 +1,109 @@
+"""`authz policy diff OLD NEW`: the decisions that change between two versions of the policy
+files, in plain words, grouped by who is affected and counted over the live store.
+
+Both versions are evaluated by the engine over the probe world (every relation, every action
+of the vocabulary, with the owner's own and another client's payment method), so a reordered or
+reworded file that decides the same says so, and a one-line edit shows everything it changes.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from authz.policy import vocabulary
+from authz.policy.engine import Engine, PolicySet
+from authz.policy_review import live, probe
+
+#: Who holds each relation, in a reviewer's words, and what one of them is counted as.
+WHO: dict[str, tuple[str, str]] = {
+    "self": ("clients on their own account", "accounts"),
+    "shared_email": ("logins on an account sharing their verified email", "shared-email pairs"),
+    "caregiver_full": ("caregivers with full access", "grants"),
+    "caregiver_billing": ("caregivers with billing access", "grants"),
+    "caregiver_scheduling": ("caregivers with scheduling access", "grants"),
+    "provider": ("providers", "providers"),
+    "reviewer": ("reviewers", "reviewers"),
+}
+CASES = {probe.OWN_PM: "", probe.OTHER_PM: " with another client's payment method"}
+
+
+@dataclass(frozen=True)
+class Change:
+    relation: str
+    action: str
+    payment_case: str
+    before: bool
+    after: bool
+    before_rule: str | None
+    after_rule: str | None
+
+
+def changes(old: PolicySet, new: PolicySet) -> list[Change]:
+    """Every (relation, action, payment case) whose decision differs."""
+    out = []
+    pms = tuple(CASES)
+    for a, b in zip(probe.every(old, pms), probe.every(new, pms), strict=True):
+        if a.allowed != b.allowed:
+            out.append(
+                Change(
+                    a.relation,
+                    a.action,
+                    CASES[a.payment_method] if vocabulary.ACTIONS[a.action].payment else "",
+                    a.allowed,
+                    b.allowed,
+                    a.rule.source if a.rule else None,
+                    b.rule.source if b.rule else None,
+                )
+            )
+    return out
+
+
+def store_counts(engine: Engine) -> dict[str, int]:
+    """How many holders of each relation the store has now (staff once each, not per client)."""
+    counts: Counter[str] = Counter()
+    staff: set[str] = set()
+    for rel in live.relations(engine):
+        if rel.relation in ("provider", "reviewer"):
+            staff.add(rel.subject)
+        elif rel.relation != "shared_email" or rel.subject < f"client:{rel.owner}":
+            counts[rel.relation] += 1  # a shared-email pair counts once, not once per side
+    for sub in staff:
+        counts[sub.partition(":")[0]] += 1
+    return dict(counts)
+
+
+def summarize(found: list[Change], counts: dict[str, int] | None) -> list[dict[str, Any]]:
+    """Changes grouped by relation, direction and payment case, each with a plain sentence."""
+    groups: dict[tuple[str, bool, str], list[Change]] = defaultdict(list)
+    for c in found:
+        groups[(c.relation, c.after, c.payment_case)].append(c)
+    order = list(WHO)
+    out = []
+    for (rel, gains, case), items in sorted(
+        groups.items(), key=lambda kv: (order.index(kv[0][0]) if kv[0][0] in order else 99, kv[0])
+    ):
+        who, unit = WHO.get(rel, (f"holders of {rel}", "holders"))
+        actions = sorted(c.action for c in items)
+        sentence = f"{who} {'gain' if gains else 'lose'} {', '.join(actions)}{case}"
+        affected = None if counts is None else counts.get(rel, 0)
+        if affected is not None:
+            sentence += f": {affected} {unit} affected in this store"
+        out.append(
+            {
+                "relation": rel,
+                "change": "gain" if gains else "lose",
+                "payment_case": case.strip() or None,
+                "actions": actions,
+                "affected": affected,
+                "unit": unit,
+                "summary": sentence,
+                "lines": [
+                    f"{c.action}: {c.before_rule or 'no line (default deny)'}"
+                    f" → {c.after_rule or 'no line (default deny)'}"
+                    for c in sorted(items, key=lambda c: c.action)
+                ],
+            }
+        )
+    return out

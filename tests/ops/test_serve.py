@@ -1,0 +1,111 @@
+"""`authz serve --workers N`: gunicorn, metrics summed over workers, graceful shutdown."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import signal
+import socket
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from tests.helpers import Api
+from tests.ops.serving import Server
+
+
+def _env(settings_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    metrics_dir = tmp_path / "prometheus"
+    metrics_dir.mkdir()
+    return {
+        **settings_env,
+        "AUTHZ_LOG_LEVEL": "debug",
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+    }
+
+
+def _metric(text: str, name: str, **labels: str) -> float:
+    total = 0.0
+    for line in text.splitlines():
+        match = re.match(r"^(\w+)\{(.*)\} (\S+)$", line)
+        if match and match[1] == name and all(f'{k}="{v}"' in match[2] for k, v in labels.items()):
+            total += float(match[3])
+    return total
+
+
+def test_gunicorn_serves_counts_and_shuts_down_gracefully(
+    api: Api, settings_env: dict[str, str], tmp_path: Path
+) -> None:
+    server = Server(_env(settings_env, tmp_path), workers=2)
+    try:
+        server.wait_ready()
+        auth = (api.client_id, api.client_secret)
+        tokens = [
+            requests.post(
+                server.url + "/oauth/token",
+                data={"grant_type": "client_credentials", "scope": "authz:admin"},
+                auth=auth,
+                timeout=10,
+            )
+            for _ in range(8)
+        ]
+        assert [r.status_code for r in tokens] == [200] * 8
+        token = tokens[0].json()["access_token"]
+        listed = requests.get(
+            server.url + "/v1/clients",
+            headers={"Authorization": f"Bearer {token}", "X-Request-Id": "serve-1"},
+            timeout=10,
+        )
+        assert listed.status_code == 200 and listed.headers["X-Request-Id"] == "serve-1"
+
+        # Whichever worker answers, /metrics adds up every worker's samples.
+        text = requests.get(server.url + "/metrics", timeout=10).text
+        assert _metric(text, "authz_token_requests_total", result="issued") == 8
+        assert _metric(text, "authz_http_requests_total", route="/oauth/token", status="200") == 8
+
+        # An in-flight request: headers sent, body not yet. SIGTERM must let it finish.
+        body = "grant_type=client_credentials&scope=authz%3Aadmin"
+        started = sum('"request started"' in line for line in server.lines)
+        with socket.create_connection(("127.0.0.1", server.port), timeout=20) as conn:
+            basic = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+            conn.sendall(
+                (
+                    "POST /oauth/token HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                    f"Authorization: {basic}\r\n"
+                    "Content-Type: application/x-www-form-urlencoded\r\n"
+                    f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n" + body[:10]
+                ).encode()
+            )
+            seen = [0]
+
+            def request_started(line: str) -> bool:
+                if '"request started"' in line:
+                    seen[0] += 1
+                return seen[0] > started
+
+            server.wait_for_line(request_started, 20)
+            server.proc.send_signal(signal.SIGTERM)
+            server.wait_for_line(lambda line: "Handling signal: term" in line, 20)
+            conn.sendall(body[10:].encode())
+            raw = _read_all(conn)
+        status_line, _, rest = raw.partition("\r\n")
+        assert " 200 " in status_line, raw
+        assert "access_token" in rest
+        assert server.proc.wait(30) == 0
+    finally:
+        server.stop()
+    access = [json.loads(line) for line in server.lines if '"logger": "authz.access"' in line]
+    assert any(entry.get("request_id") == "serve-1" for entry in access)
+    everything = "\n".join(server.lines)
+    assert api.client_secret not in everything and token not in everything
+
+
+def _read_all(conn: Any) -> str:
+    chunks = []
+    while True:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return b"".join(chunks).decode()
+        chunks.append(chunk)

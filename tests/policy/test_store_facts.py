@@ -1,0 +1,302 @@
+"""The fact index over a real store (SQLite and PostgreSQL): load, incremental refresh by
+revision, revoke-then-deny, and the decision log's chain and fail-closed behaviour."""
+
+from __future__ import annotations
+
+import datetime as dt
+import tracemalloc
+
+import pytest
+from sqlalchemy import select
+
+from authz import audit, clients, links, orgs, payments
+from authz.config import Settings
+from authz.policy.decision_log import DecisionLog, DecisionLogUnavailable, decision_hash
+from authz.policy.engine import CheckRequest, Engine, PolicySet, Resource, Subject
+from authz.policy.facts import FactIndex
+from authz.principals import Principal
+from authz.store.db import Store, make_engine
+from authz.store.models import Client
+from authz.store.models import Decision as DecisionRow
+
+POLICY = PolicySet.load()
+SETTINGS = Settings(dev_mode=True)
+
+
+def verify_email(store: Store, org_id: str, client_id: str) -> None:
+    with store.write("login", org_id) as txn:
+        client = txn.session.get(Client, client_id)
+        assert client is not None
+        client.email_verified = True
+        txn.record("client.email_verified", client_id, None, {"email_verified": True}, [client_id])
+
+
+def family(store: Store) -> dict[str, str]:
+    org = orgs.create_org(store, "op", "Maple Clinic", ["linked_portal_access"])["id"]
+    prv = orgs.create_provider(store, "op", org, "lee@example.org", "Dr. Lee")["id"]
+    lee = Principal(kind="provider", id=prv, org_id=org)
+    jenna = clients.create_client(
+        store,
+        lee.label,
+        org,
+        {"first_name": "Jenna", "client_type": "adult", "email": "fam@example.org"},
+    )["id"]
+    sam = clients.create_client(
+        store,
+        lee.label,
+        org,
+        {
+            "first_name": "Sam",
+            "client_type": "minor",
+            "birth_date": "2016-03-01",
+            "email": "fam@example.org",
+        },
+    )["id"]
+    link = links.create_link(
+        store,
+        SETTINGS,
+        lee,
+        org,
+        sam,
+        {
+            "client_id": jenna,
+            "relationship": "parent",
+            "portal_access": {"enabled": True, "acknowledgement": "full access, I agree"},
+        },
+    )
+    payments.register(store, lee.label, org, sam, {"id": "pm_sam", "label": "Visa"})
+    payments.register(store, lee.label, org, jenna, {"id": "pm_jenna", "label": "Amex"})
+    return {
+        "org": org,
+        "prv": prv,
+        "jenna": jenna,
+        "sam": sam,
+        "link": link["id"],
+        "invite": link["dev_invite_token"],
+    }
+
+
+def pay(engine: Engine, ids: dict[str, str], pm: str) -> bool:
+    subject = Subject(f"client:{ids['jenna']}", ids["org"], ids["jenna"])
+    req = CheckRequest(subject, "invoice.pay", Resource("invoice", "inv_1", ids["sam"]), pm)
+    return engine.check(req).allowed
+
+
+def test_grant_lifecycle_is_seen_incrementally(store: Store) -> None:
+    ids = family(store)
+    facts = FactIndex.load(store)
+    engine = Engine(POLICY, facts)
+    assert facts.revision == store.revision()
+    assert not pay(engine, ids, "pm_sam")  # pending
+
+    jenna = Principal(kind="client", id=ids["jenna"], org_id=ids["org"])
+    links.accept_invite(store, SETTINGS, jenna, ids["invite"])
+    facts.ensure_fresh(store)
+    assert facts.last_refresh["link"] == 1 and facts.last_refresh["pm"] == 0
+    assert pay(engine, ids, "pm_sam")
+    assert not pay(engine, ids, "pm_jenna")  # payment isolation
+
+    lee = Principal(kind="provider", id=ids["prv"], org_id=ids["org"])
+    revoked = links.patch_link(
+        store,
+        SETTINGS,
+        lee,
+        ids["org"],
+        ids["sam"],
+        ids["link"],
+        {"portal_access": {"enabled": False}},
+    )
+    # The consistency token of the revoke is enough to never allow afterwards.
+    facts.ensure_fresh(store, int(revoked["revision"]))
+    assert facts.revision >= int(revoked["revision"])
+    assert not pay(engine, ids, "pm_sam")
+
+
+def test_shared_email_needs_both_verified(store: Store) -> None:
+    ids = family(store)
+    facts = FactIndex.load(store)
+    engine = Engine(POLICY, facts)
+    subject = Subject(f"client:{ids['jenna']}", ids["org"], ids["jenna"])
+    read_sam = CheckRequest(subject, "client.read", Resource("client", ids["sam"]))
+    assert not engine.check(read_sam).allowed
+    verify_email(store, ids["org"], ids["jenna"])
+    verify_email(store, ids["org"], ids["sam"])
+    facts.ensure_fresh(store)
+    assert facts.last_refresh["client"] == 2 and facts.last_refresh["link"] == 0
+    d = engine.check(read_sam)
+    assert d.allowed and "shares the verified email" in d.reason
+    assert [a.via for a in engine.accounts(subject)] == ["self", "shared_email"]
+    clients.patch_client(store, "op", ids["org"], ids["sam"], {"email": "sam@example.org"})
+    facts.ensure_fresh(store)
+    assert not engine.check(read_sam).allowed
+
+
+def test_ensure_fresh_with_a_token_already_met_reads_nothing(store: Store) -> None:
+    family(store)
+    facts = FactIndex.load(store)
+    store.engine.dispose()
+    broken = Store(make_engine("sqlite:////nonexistent/dir/x.db"))
+    assert facts.ensure_fresh(broken, facts.revision) == facts.revision
+
+
+def test_decision_log_is_chained_and_complete(store: Store) -> None:
+    ids = family(store)
+    log = DecisionLog(store, batch_size=7, background=False)
+    engine = Engine(POLICY, FactIndex.load(store), log=log)
+    decided = [
+        engine.check(
+            CheckRequest(
+                Subject(f"client:{ids['jenna']}", ids["org"], ids["jenna"]),
+                "invoice.pay",
+                Resource("invoice", f"inv_{i}", ids["sam"]),
+                "pm_sam",
+            )
+        )
+        for i in range(20)
+    ]
+    assert log.flush() == 20
+    with store.read() as session:
+        rows = list(session.scalars(select(DecisionRow).order_by(DecisionRow.seq)))
+        assert [r.id for r in rows] == [d.decision_id for d in decided]
+        assert audit.verify_chain(rows, decision_hash) == (20, None)
+        assert rows[0].actor == f"client:{ids['jenna']}"
+        assert rows[0].resource["payment_method"] == "pm_sam"
+        assert rows[0].policy_digest == POLICY.digest
+
+
+def test_decision_log_fails_closed(tmp_path) -> None:
+    broken = Store(make_engine(f"sqlite:///{tmp_path}/missing/x.db"))
+    log = DecisionLog(broken, background=False)
+    facts = FactIndex()
+    engine = Engine(POLICY, facts, log=log)
+    req = CheckRequest(Subject("client:cli_x", "org_x"), "client.read", Resource("client", "cli_x"))
+    engine.check(req)
+    with pytest.raises(Exception):  # noqa: B017 - any store error
+        log.flush()
+    with pytest.raises(DecisionLogUnavailable):
+        engine.check(req)
+    assert len(log.pending) == 1  # kept for the retry, never dropped
+
+
+def test_unknown_subjects_do_not_grow_memory() -> None:
+    facts = FactIndex.from_rows([])
+    engine = Engine(POLICY, facts)
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for i in range(20_000):
+        engine.check(
+            CheckRequest(
+                Subject(f"client:cli_{i}", "org_x"), "client.read", Resource("client", f"cli_{i}")
+            )
+        )
+    grown = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    assert grown < 1_000_000, grown
+    assert facts.counts() == {"clients": 0, "grants": 0, "payment_methods": 0}
+
+
+def test_minor_grant_ends_at_majority_without_a_write(store: Store) -> None:
+    ids = family(store)
+    links.accept_invite(
+        store, SETTINGS, Principal(kind="client", id=ids["jenna"], org_id=ids["org"]), ids["invite"]
+    )
+    facts = FactIndex.load(store)
+    later = dt.datetime(2034, 3, 2, tzinfo=dt.UTC)
+    assert pay(Engine(POLICY, facts), ids, "pm_sam")
+    engine = Engine(POLICY, facts, now=lambda: later)
+    subject = Subject(f"client:{ids['jenna']}", ids["org"], ids["jenna"])
+    d = engine.check(CheckRequest(subject, "client.read", Resource("client", ids["sam"])))
+    assert not d.allowed and "came of age" in d.reason
+
+
+def test_a_full_load_reads_times_and_dates_as_each_store_hands_them(store: Store) -> None:
+    # SQLite hands the raw cursor strings, PostgreSQL date and datetime objects.
+    org = orgs.create_org(store, "op", "Maple Clinic", ["linked_portal_access"])["id"]
+    prv = orgs.create_provider(store, "op", org, "lee@example.org", "Dr. Lee")["id"]
+    lee = Principal(kind="provider", id=prv, org_id=org)
+    jenna = clients.create_client(
+        store,
+        lee.label,
+        org,
+        {"first_name": "Jenna", "client_type": "adult", "email": "jenna@example.org"},
+    )["id"]
+    sam = clients.create_client(
+        store,
+        lee.label,
+        org,
+        {"first_name": "Sam", "client_type": "minor", "birth_date": "2016-03-01"},
+    )["id"]
+    ends = clock_now = dt.datetime.now(dt.UTC).replace(microsecond=123456) + dt.timedelta(days=3)
+    link = links.create_link(
+        store,
+        SETTINGS,
+        lee,
+        org,
+        sam,
+        {
+            "client_id": jenna,
+            "relationship": "parent",
+            "portal_access": {
+                "enabled": True,
+                "acknowledgement": "ok",
+                "expires_at": ends.isoformat(),
+            },
+        },
+    )
+    links.accept_invite(
+        store, SETTINGS, Principal(kind="client", id=jenna, org_id=org), link["dev_invite_token"]
+    )
+    facts = FactIndex.load(store)
+    i = facts.link_index(link["id"])
+    assert i is not None
+    g = facts.grant(i)
+    assert (g.expires_at, g.status, g.relationship, g.acknowledged_by) == (
+        ends,
+        "active",
+        "parent",
+        prv,
+    )
+    assert g.acknowledged_on == dt.datetime.now(dt.UTC).date()
+    subject = Subject(f"client:{jenna}", org, jenna)
+    read = CheckRequest(subject, "client.read", Resource("client", sam))
+    assert Engine(POLICY, facts).check(read).allowed
+    after = clock_now + dt.timedelta(seconds=1)
+    assert not Engine(POLICY, facts, now=lambda: after).check(read).allowed
+    coming_of_age = dt.datetime(2034, 3, 1, tzinfo=dt.UTC)
+    assert "came of age" in Engine(POLICY, facts, now=lambda: coming_of_age).check(read).reason
+
+
+def test_dropped_grants_free_their_row_for_the_next_without_confusing_ids() -> None:
+    from authz.policy.facts import ClientRow, LinkRow, OrgRow
+
+    def link(lid: str, cg: str) -> LinkRow:
+        return LinkRow(lid, "cli_r", cg, "parent", "active", "full", None, None, None)
+
+    facts = FactIndex.from_rows(
+        [OrgRow("org_a", "A", ["linked_portal_access"])],
+        clients=[
+            ClientRow(c, "org_a", c, "adult", None, None, False, True)
+            for c in ("cli_r", "cli_a", "cli_b")
+        ],
+        links=[link(f"lnk_{k}", "cli_a" if k % 2 else "cli_b") for k in range(40)],
+    )
+    for k in range(0, 40, 3):
+        facts.drop_link(f"lnk_{k}")
+    facts.put_link(link("lnk_new", "cli_a"))
+    for k in range(40):
+        found = facts.link_index(f"lnk_{k}")
+        assert (found is None) == (k % 3 == 0), k
+        if found is not None:
+            assert facts.grant(found).link_id == f"lnk_{k}"
+    new = facts.link_index("lnk_new")
+    assert new is not None and facts.grant(new).caregiver == "cli_a"
+    assert facts.counts()["grants"] == 40 - 14 + 1
+    assert [facts.grant(x).link_id for x in facts.grants_as_receiver("cli_r")].count("lnk_new") == 1
+
+
+def test_a_store_that_cannot_answer_the_revision_read_fails_closed(tmp_path) -> None:
+    from authz.errors import StoreUnavailable
+
+    broken = Store(make_engine(f"sqlite:///{tmp_path}/missing/x.db"))
+    with pytest.raises(StoreUnavailable):
+        FactIndex().ensure_fresh(broken)
