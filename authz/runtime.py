@@ -55,4 +55,4 @@ class Runtime:
         service = self.extras.pop("access", None)
         if service is not None:
             service.close()
-        self.store.engine.dispose()
+        self.store.close()

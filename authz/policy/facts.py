@@ -601,10 +601,15 @@ class FactIndex:
     # -- freshness ------------------------------------------------------------------------
 
     def ensure_fresh(self, store: Store, min_revision: int | None = None) -> int:
-        """Make the index at least as new as `min_revision` (or the store's newest revision,
-        one cheap `SELECT` when none is given); return the index's revision."""
+        """Make the index at least as new as `min_revision` (or the store's newest revision:
+        the revision published beside an SQLite file, else one cheap `SELECT`); return the
+        index's revision."""
         if min_revision is not None and self.revision >= min_revision:
             return self.revision
+        if min_revision is None:
+            published = store.published_revision()
+            if published is not None and published <= self.revision:
+                return self.revision
         if read_revision(store) > self.revision:
             self.refresh(store)
         return self.revision

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from authz import audit, clock, ids
 from authz.errors import StoreUnavailable
 from authz.store.models import AuditEvent, State
+from authz.store.revision_hint import RevisionHint
 
 
 def make_engine(url: str, pool_timeout: float = 2.0, statement_timeout_ms: int = 2000) -> Engine:
@@ -110,6 +112,15 @@ class Store:
 
     def __init__(self, engine: Engine, policy_digest: Callable[[], str] = lambda: "") -> None:
         self.engine = engine
+        #: An SQLite file's revision hint (`authz.store.revision_hint`), opened on first use
+        #: (the file may not exist before `authz init`).
+        self._hint_file = (
+            RevisionHint.database_file(engine.url.render_as_string(hide_password=False))
+            if engine.dialect.name == "sqlite"
+            else None
+        )
+        self._hint: RevisionHint | None = None
+        self._hint_lock = threading.Lock()
         self.sessions = sessionmaker(engine, expire_on_commit=False)
         self.policy_digest = policy_digest
         self.after_write: list[Callable[[int], None]] = []
@@ -130,9 +141,32 @@ class Store:
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(f"the store did not answer: {type(exc).__name__}") from exc
 
+    def _revision_hint(self) -> RevisionHint | None:
+        if self._hint is None and self._hint_file is not None:
+            with self._hint_lock:
+                if self._hint is None and self._hint_file.exists():
+                    try:
+                        self._hint = RevisionHint(self._hint_file)
+                    except OSError:
+                        return None
+        return self._hint
+
+    def published_revision(self) -> int | None:
+        """The newest revision any process has committed and returned from, without a query
+        (SQLite files); None when only a query can tell."""
+        hint = self._hint if self._hint is not None else self._revision_hint()
+        return hint.read() if hint is not None else None
+
     @contextmanager
     def write(self, actor: str, org_id: str | None = None) -> Iterator[WriteTxn]:
         """One atomic change: revision bump, the change and its audit rows commit together."""
+        hint = self._revision_hint()
+        if self._hint_file is not None and hint is None and self._hint_file.exists():
+            # Readers elsewhere trust the hint to announce every write: an unannounced one
+            # could be missed by their next check, so it is not made at all.
+            raise StoreUnavailable(
+                f"cannot open {self._hint_file}-revision to announce writes; check permissions"
+            )
         try:
             with self.sessions() as session:
                 # First statement of the transaction: it takes the writers' lock (a row lock on
@@ -158,6 +192,10 @@ class Store:
                 for before in self.before_commit:
                     before(txn)
                 session.commit()
+            if hint is None:
+                hint = self._revision_hint()  # a database file the first write created
+            if hint is not None:
+                hint.publish(revision)
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(f"the store did not answer: {type(exc).__name__}") from exc
         except DBAPIError as exc:
@@ -166,6 +204,13 @@ class Store:
             raise
         for hook in self.after_write:
             hook(revision)
+
+    def close(self) -> None:
+        """Close the connections and the revision hint."""
+        self.engine.dispose()
+        if self._hint is not None:
+            self._hint.close()
+            self._hint = None
 
     def revision(self) -> int:
         """The newest committed revision."""
