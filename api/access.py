@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from flask import Blueprint, Response, g, jsonify
 
 from api import metrics
@@ -50,7 +51,10 @@ def check_batch() -> Response:
     answer = access.service(runtime()).check_batch(caller, body)
     allowed = sum(1 for r in answer["results"] if r["allowed"])
     metrics.observe_decisions("check-batch", allowed, len(answer["results"]) - allowed)
-    return jsonify(answer)
+    # A thousand answers: orjson writes them several times faster than `json`.
+    return Response(
+        orjson.dumps(answer, option=orjson.OPT_APPEND_NEWLINE), mimetype="application/json"
+    )
 
 
 @bp.get("/accounts")

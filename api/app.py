@@ -7,7 +7,17 @@ from typing import Any
 
 from flask import Flask
 
-from api import admin, health, limits, metrics, oauth, observability, openapi, problems
+from api import (
+    admin,
+    check_path,
+    health,
+    limits,
+    metrics,
+    oauth,
+    observability,
+    openapi,
+    problems,
+)
 from api.access import bp as access_bp
 from api.compliance import bp as compliance_bp
 from authz.config import Settings
@@ -43,6 +53,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
         loop = DeliveryLoop(rt.store, SmtpSender(settings.smtp_url, settings.mail_from))
         app.extensions["authz.outbox"] = loop
         loop.start()
+    check_path.install(app)
     return app
 
 

@@ -90,13 +90,76 @@ def _request_id() -> str:
     return f"{random.getrandbits(128):032x}"
 
 
+def new_request_id(incoming: str) -> str:
+    """The caller's `X-Request-Id` when it is a safe token, else a new one."""
+    return incoming if _SAFE_ID.match(incoming) else _request_id()
+
+
+_MAX_CHILDREN = 512
+
+
+class _Children:
+    """Labelled metric children by label values: `labels()` costs more than the increment."""
+
+    def __init__(self) -> None:
+        self.requests: dict[tuple[str, str, str], Any] = {}
+        self.latency: dict[tuple[str, str], Any] = {}
+
+    def observe(self, method: str, route: str, status: int, elapsed: float) -> None:
+        key = (method, route, str(status))
+        counter = self.requests.get(key)
+        if counter is None:
+            counter = metrics().requests.labels(*key)
+            if len(self.requests) < _MAX_CHILDREN:  # a client's odd methods must not grow it
+                self.requests[key] = counter
+        counter.inc()
+        histogram = self.latency.get(key[:2])
+        if histogram is None:
+            histogram = metrics().latency.labels(method, route)
+            if len(self.latency) < _MAX_CHILDREN:
+                self.latency[key[:2]] = histogram
+        histogram.observe(elapsed)
+
+
+_children = _Children()
+
+
+def record(
+    method: str,
+    route: str,
+    status: int,
+    elapsed: float,
+    request_id: str,
+    principal: Any = None,
+    problem: str | None = None,
+) -> None:
+    """Count, time and log one answered request (every path that answers one calls this)."""
+    _children.observe(method, route, status, elapsed)
+    if log.isEnabledFor(logging.INFO):
+        log.info(
+            "%s %s %s",
+            method,
+            route,
+            status,
+            extra={
+                "request_id": request_id,
+                "method": method,
+                "route": route,
+                "status": status,
+                "duration_ms": round(elapsed * 1000, 2),
+                "principal": principal.label if principal is not None else None,
+                "oauth_client": principal.client_id if principal is not None else None,
+                "problem": problem,
+            },
+        )
+
+
 def init_app(app: Flask) -> None:
     """Give every request an id, time it, count it and log it in one line."""
 
     @app.before_request
     def _start() -> None:
-        incoming = request.headers.get(REQUEST_ID_HEADER, "")
-        g.request_id = incoming if _SAFE_ID.match(incoming) else _request_id()
+        g.request_id = new_request_id(request.headers.get(REQUEST_ID_HEADER, ""))
         g.started = time.perf_counter()
 
     @app.after_request
@@ -105,34 +168,23 @@ def init_app(app: Flask) -> None:
         response.headers[REQUEST_ID_HEADER] = request_id
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
         route = request.url_rule.rule if request.url_rule is not None else "unmatched"
-        m = metrics()
-        m.requests.labels(request.method, route, str(response.status_code)).inc()
-        m.latency.labels(request.method, route).observe(elapsed)
         body = _json(response) if response.status_code >= 400 else None
         if body and (
             body.get("type", "").endswith("/store-unavailable")
             or (body.get("error") == "temporarily_unavailable" and response.status_code == 503)
         ):
-            m.store_errors.labels("unavailable").inc()
+            metrics().store_errors.labels("unavailable").inc()
         if request.endpoint == "oauth.token":
             result = {"error": "rate_limited"} if g.get("rate_limited") else body
             observe_token(request.form.get("grant_type"), response.status_code, result)
-        principal = g.get("principal")
-        log.info(
-            "%s %s %s",
+        record(
             request.method,
             route,
             response.status_code,
-            extra={
-                "request_id": request_id,
-                "method": request.method,
-                "route": route,
-                "status": response.status_code,
-                "duration_ms": round(elapsed * 1000, 2),
-                "principal": principal.label if principal is not None else None,
-                "oauth_client": principal.client_id if principal is not None else None,
-                "problem": body.get("type") or body.get("error") if body else None,
-            },
+            elapsed,
+            request_id,
+            g.get("principal"),
+            body.get("type") or body.get("error") if body else None,
         )
         return response
 

@@ -28,18 +28,19 @@ def json_body() -> dict[str, Any]:
         raise ValidationFailed([("body", "must be a JSON object")])
     # PostgreSQL text cannot hold NUL: one such string in a decision or an audit row would fail
     # the write (and, in the batched decision log, every write after it). Refuse it here.
-    if b"\\u0000" in raw and _has_nul(data):
+    if b"\\u0000" in raw and has_nul(data):
         raise ValidationFailed([("body", "strings must not contain U+0000")])
     return data
 
 
-def _has_nul(value: Any) -> bool:
+def has_nul(value: Any) -> bool:
+    """Whether any string in a parsed JSON value holds U+0000."""
     if isinstance(value, str):
         return "\x00" in value
     if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+        return any(has_nul(k) or has_nul(v) for k, v in value.items())
     if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
+        return any(has_nul(v) for v in value)
     return False
 
 

@@ -20,7 +20,7 @@ from authz.errors import Forbidden, Unauthenticated, ValidationFailed
 from authz.policy.decision_log import DecisionLog
 from authz.policy.engine import CheckRequest, Decision, Engine, PolicySet, Resource, Subject
 from authz.policy.facts import FactIndex
-from authz.policy.tokens import TokenCache, token_problem
+from authz.policy.tokens import TokenCache
 from authz.principals import CHECK_SCOPE, CHECK_SUBJECTS_SCOPE, REVIEW_SCOPE, Principal
 from authz.runtime import Runtime
 
@@ -112,23 +112,22 @@ class AccessService:
         """The caller of a bearer token that verifies and is still good (facts made fresh by
         the caller); the same answer as `api.auth.principal`, without reading the store."""
         try:
-            claims, principal = self.tokens.verify(token)
+            verified = self.tokens.live(token, self.facts, self.runtime.settings.majority_age)
         except rfc9068.InvalidToken as exc:
             raise Unauthenticated(f"access token rejected: {exc}") from None
-        problem = token_problem(self.facts, claims, self.runtime.settings.majority_age)
-        if problem is not None:
-            raise Unauthenticated(f"access token rejected: {problem}")
-        return principal
+        if verified.problem is not None:
+            raise Unauthenticated(f"access token rejected: {verified.problem}")
+        return verified.principal
 
     # -- subjects -------------------------------------------------------------------------------
 
     def _token_subject(self, caller: Principal, token: str) -> Subject | TokenRejected:
         try:
-            claims, principal = self.tokens.verify(token)
+            _, principal, subject, problem = self.tokens.live(
+                token, self.facts, self.runtime.settings.majority_age
+            )
         except rfc9068.InvalidToken as exc:
             return TokenRejected(Subject(UNVERIFIED, caller.org_id), f"the token {exc}")
-        subject = Subject.from_principal(principal)
-        problem = token_problem(self.facts, claims, self.runtime.settings.majority_age)
         if problem is None and principal.org_id != caller.org_id:
             problem = "the token is from another organization"
         if problem is not None:
@@ -185,36 +184,36 @@ class AccessService:
         memo: dict[str, Subject | TokenRejected] | None = None,
     ) -> tuple[CheckRequest, str | None]:
         """The request, and the reason to deny it before the engine when its token is bad."""
-        prefix = f"{field}." if field else ""
         if not isinstance(item, dict):
             raise ValidationFailed([(field or "body", "must be an object")])
-        errors = [(f"{prefix}{k}", "unknown field") for k in item if k not in _CHECK_FIELDS]
         action, resource, context = item.get("action"), item.get("resource"), item.get("context")
-        if not isinstance(action, str) or not action:
-            errors.append((f"{prefix}action", "is required: <resource type>.<verb>"))
-        if not isinstance(resource, dict) or not isinstance(resource.get("type"), str):
-            errors.append((f"{prefix}resource", "is required: {type, id, owner}"))
-        elif set(resource) - {"type", "id", "owner"} or not all(
-            isinstance(resource.get(k), str | None) for k in ("id", "owner")
+        # The well-formed request is checked with a few C-level tests (a batch has a thousand);
+        # only a bad one pays for the itemized errors.
+        if not (
+            _CHECK_FIELDS.issuperset(item)
+            and type(action) is str
+            and action
+            and type(resource) is dict
+            and type(resource.get("type")) is str
+            and _RESOURCE_FIELDS.issuperset(resource)
+            and type(resource.get("id")) in _OPTIONAL_STR
+            and type(resource.get("owner")) in _OPTIONAL_STR
+            and (
+                context is None
+                or (
+                    type(context) is dict
+                    and _CONTEXT_FIELDS.issuperset(context)
+                    and type(context.get("payment_method", "")) is str
+                )
+            )
         ):
-            errors.append((f"{prefix}resource", "takes type, id and owner strings only"))
-        if context is not None and (
-            not isinstance(context, dict)
-            or set(context) - {"payment_method"}
-            or not isinstance(context.get("payment_method", ""), str)
-        ):
-            errors.append((f"{prefix}context", "takes payment_method (a string) only"))
-        if errors:
-            raise ValidationFailed(errors)
-        assert isinstance(resource, dict) and isinstance(action, str)
+            raise ValidationFailed(_request_errors(item, f"{field}." if field else ""))
+        target = Resource(resource["type"], resource.get("id"), resource.get("owner"))
+        pm = context.get("payment_method") if context else None
         subject = self.subject_of(caller, item, field, memo)
-        rejected = subject.reason if isinstance(subject, TokenRejected) else None
-        return CheckRequest(
-            subject.subject if isinstance(subject, TokenRejected) else subject,
-            action,
-            Resource(resource["type"], resource.get("id"), resource.get("owner")),
-            (context or {}).get("payment_method"),
-        ), rejected
+        if isinstance(subject, TokenRejected):
+            return CheckRequest(subject.subject, action, target, pm), subject.reason
+        return CheckRequest(subject, action, target, pm), None
 
     def _decide(self, request: CheckRequest, rejected: str | None) -> Decision:
         if rejected is not None:
@@ -293,6 +292,32 @@ class AccessService:
             "access": [a.as_dict() for a in self.engine.who_can(caller.org_id, client_id)],
             "revision": str(revision),
         }
+
+
+_RESOURCE_FIELDS = frozenset({"type", "id", "owner"})
+_CONTEXT_FIELDS = frozenset({"payment_method"})
+_OPTIONAL_STR = (str, type(None))
+
+
+def _request_errors(item: dict[str, Any], prefix: str) -> list[tuple[str, str]]:
+    """What is wrong with a check request, field by field."""
+    errors = [(f"{prefix}{k}", "unknown field") for k in item if k not in _CHECK_FIELDS]
+    action, resource, context = item.get("action"), item.get("resource"), item.get("context")
+    if not isinstance(action, str) or not action:
+        errors.append((f"{prefix}action", "is required: <resource type>.<verb>"))
+    if not isinstance(resource, dict) or not isinstance(resource.get("type"), str):
+        errors.append((f"{prefix}resource", "is required: {type, id, owner}"))
+    elif set(resource) - _RESOURCE_FIELDS or not all(
+        isinstance(resource.get(k), str | None) for k in ("id", "owner")
+    ):
+        errors.append((f"{prefix}resource", "takes type, id and owner strings only"))
+    if context is not None and (
+        not isinstance(context, dict)
+        or set(context) - _CONTEXT_FIELDS
+        or not isinstance(context.get("payment_method", ""), str)
+    ):
+        errors.append((f"{prefix}context", "takes payment_method (a string) only"))
+    return errors
 
 
 def _require(caller: Principal, scope: str) -> None:

@@ -10,13 +10,15 @@ the caller has made fresh by revision: a revoke that returned is seen by the nex
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import threading
 from collections import OrderedDict
-from typing import Any
+from typing import Any, NamedTuple
 
 from authz import clock, grants, rfc9068
 from authz.keys import KeyRing
+from authz.policy.engine import Subject
 from authz.policy.facts import FactIndex
 from authz.principals import Principal
 from authz.token_status import email_group
@@ -26,41 +28,83 @@ from authz.token_status import email_group
 DEFAULT_SIZE = 4096
 
 
+class Verified(NamedTuple):
+    """A token whose signature verified, and why it is not good now (None while it is)."""
+
+    claims: dict[str, Any]
+    principal: Principal
+    subject: Subject
+    problem: str | None
+
+
+class _Entry:
+    """A verified token: its claims, its principal and subject, and when it was last found good."""
+
+    __slots__ = ("claims", "expires", "good", "principal", "subject")
+
+    def __init__(self, expires: float, claims: dict[str, Any], principal: Principal) -> None:
+        self.expires, self.claims, self.principal = expires, claims, principal
+        self.subject: Subject | None = None
+        #: (facts revision, until): the token was good at that revision, and stays good at it
+        #: until then (its grant's end). One tuple, so that threads never see half of it.
+        self.good: tuple[int, float] = (-1, 0.0)
+
+
 class TokenCache:
     """Verified tokens by hash: `claims` and `Principal`, dropped at `exp`, oldest out first."""
 
     def __init__(self, keys: KeyRing, issuer: str, size: int = DEFAULT_SIZE) -> None:
         self.keys, self.issuer, self.size = keys, issuer, size
-        self._entries: OrderedDict[bytes, tuple[float, dict[str, Any], Principal]] = OrderedDict()
+        self._entries: OrderedDict[bytes, _Entry] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = self.misses = 0
 
     def verify(self, token: str) -> tuple[dict[str, Any], Principal]:
         """The claims and principal of a token whose signature is ours; `rfc9068.InvalidToken`
         otherwise (expired included). Liveness is `token_problem`'s business."""
+        entry = self._verified(token, clock.now().timestamp())
+        return entry.claims, entry.principal
+
+    def live(self, token: str, facts: FactIndex, majority_age: int = 18) -> Verified:
+        """`verify`, then `token_problem` on `facts`; a token found good is not asked again
+        until the facts change or its grant could end (expiry, age of majority)."""
+        now = clock.now()
+        stamp = now.timestamp()
+        entry = self._verified(token, stamp)
+        subject = entry.subject
+        if subject is None:
+            subject = entry.subject = Subject.from_principal(entry.principal)
+        revision = facts.revision  # read first: a refresh meanwhile only makes this older
+        good_at, good_until = entry.good
+        if good_at == revision and stamp < good_until:
+            return Verified(entry.claims, entry.principal, subject, None)
+        problem, until = _problem(facts, entry.claims, majority_age, now)
+        if problem is None:
+            entry.good = (revision, min(until, entry.expires))
+        return Verified(entry.claims, entry.principal, subject, problem)
+
+    def _verified(self, token: str, now: float) -> _Entry:
         if not isinstance(token, str) or len(token) > 8192:
             raise rfc9068.InvalidToken("not a compact JWS")
         key = hashlib.sha256(token.encode()).digest()
-        now = clock.now().timestamp()
         found = self._entries.get(key)
         if found is not None:
-            if now < found[0]:
+            if now < found.expires:
                 self.hits += 1
-                return found[1], found[2]
+                return found
             with self._lock:
                 self._entries.pop(key, None)
         self.misses += 1
         claims = rfc9068.verify(self.keys, token, self.issuer)
-        principal = Principal.from_claims(claims)
         # Trusted until `exp` only: the verifier's leeway is for clocks that disagree at the
         # edge, not a reason to keep serving a token from memory.
-        expires = float(claims["exp"])
-        if now < expires:
+        entry = _Entry(float(claims["exp"]), claims, Principal.from_claims(claims))
+        if now < entry.expires:
             with self._lock:
-                self._entries[key] = (expires, claims, principal)
+                self._entries[key] = entry
                 while len(self._entries) > self.size:
                     self._entries.popitem(last=False)
-        return claims, principal
+        return entry
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -72,45 +116,57 @@ def token_problem(facts: FactIndex, claims: dict[str, Any], majority_age: int = 
     The same questions as `authz.token_status.status_in`, in the same order (tests hold the two
     to the same answers): revoked, its OAuth client, its account, its grant, its shared email.
     """
+    return _problem(facts, claims, majority_age, clock.now())[0]
+
+
+_FOREVER = float("inf")
+
+
+def _problem(
+    facts: FactIndex, claims: dict[str, Any], majority_age: int, now: dt.datetime
+) -> tuple[str | None, float]:
+    """`token_problem`, and until when a None answer holds on the same facts (a timestamp)."""
     org = claims.get("org")
     if facts.is_revoked(str(claims.get("jti", ""))):
-        return "the token was revoked"
+        return "the token was revoked", _FOREVER
     if facts.oauth_client_org(str(claims.get("client_id", ""))) != org:
-        return "the OAuth client this token was issued to was removed"
+        return "the OAuth client this token was issued to was removed", _FOREVER
     sub = str(claims.get("sub", ""))
     kind, _, ident = sub.partition(":")
     if kind == "client":
         if facts.client_org(ident) != org:
-            return f"{sub} no longer exists"
+            return f"{sub} no longer exists", _FOREVER
         if not facts.is_active(ident):
-            return f"{sub} was removed"
+            return f"{sub} was removed", _FOREVER
     elif kind in ("provider", "reviewer") and facts.staff_org(kind, ident) != org:
-        return f"{sub} no longer exists"
+        return f"{sub} no longer exists", _FOREVER
     via = claims.get("authz_via")
     if via == "delegation":
-        return _grant_problem(facts, claims, majority_age)
+        return _grant_problem(facts, claims, majority_age, now)
     if via == "shared_email" and claims.get("email_group"):
         email = facts.email_key(ident)
         if email is None or email_group(email) != claims["email_group"]:
-            return "the account no longer shares that email address"
-    return None
+            return "the account no longer shares that email address", _FOREVER
+    return None, _FOREVER
 
 
-def _grant_problem(facts: FactIndex, claims: dict[str, Any], majority_age: int) -> str | None:
+def _grant_problem(
+    facts: FactIndex, claims: dict[str, Any], majority_age: int, now: dt.datetime
+) -> tuple[str | None, float]:
     link = facts.link_index(str(claims.get("grant", "")))
     if link is None:
         # The index keeps links with portal access only: one without is no grant either.
-        return "the link behind this token was removed or has no portal access"
+        return "the link behind this token was removed or has no portal access", _FOREVER
     info = facts.grant(link)
     if facts.client_org(info.receiver) != claims.get("org"):
-        return "the link behind this token was removed"
+        return "the link behind this token was removed", _FOREVER
     actor = (claims.get("act") or {}).get("sub", "")
     if f"client:{info.receiver}" != claims["sub"] or f"client:{info.caregiver}" != actor:
-        return "the link no longer joins these accounts"
-    state = facts.grant_state(link, clock.now())
+        return "the link no longer joins these accounts", _FOREVER
+    state = facts.grant_state(link, now)
     if not state.usable:
-        return state.reason
+        return state.reason, _FOREVER
     allowed = grants.LEVEL_SCOPES.get(info.level, frozenset())
     if not set(str(claims.get("scope", "")).split()) <= allowed:
-        return "the grant was narrowed below this token's scope"
-    return None
+        return "the grant was narrowed below this token's scope", _FOREVER
+    return None, state.ends_at.timestamp() if state.ends_at is not None else _FOREVER

@@ -184,9 +184,7 @@ def _stale_allow(seen: Seen) -> bool:
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
-def replicas(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> Iterator[tuple[Api, list[Server]]]:
+def replicas(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Api, list[Server]]]:
     """PostgreSQL: two replicas. SQLite: one deployment on one file, `--workers 4` and a second
     process (where a check learns of other processes' writes from the published revision)."""
     if request.param == "postgresql":

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from authz import clock, rfc9068, token_status
+from authz import access, clock, rfc9068, token_status
 from authz.access import service
 from authz.policy.tokens import TokenCache, token_problem
 from authz.store.models import OAuthClient
@@ -22,6 +22,9 @@ def _agree(api: Api, tokens: dict[str, str]) -> dict[str, bool]:
         claims = rfc9068.verify(api.rt.keys, token, api.rt.settings.issuer)
         problem = token_problem(svc.facts, claims, api.rt.settings.majority_age)
         assert (problem is None) == expected.active, (name, problem, expected.reason)
+        # The cache's answer, remembered from earlier rounds while the facts were older.
+        remembered = svc.tokens.live(token, svc.facts, api.rt.settings.majority_age).problem
+        assert remembered == problem, (name, remembered, problem)
         alive[name] = expected.active
     return alive
 
@@ -79,3 +82,25 @@ def test_the_cache_is_bounded_and_never_serves_past_exp(api: Api) -> None:
     else:
         raise AssertionError("an expired token was served from the cache")
     assert cache.hits == 1
+
+
+def test_a_token_found_good_stops_being_good_when_its_grant_ends(api: Api) -> None:
+    """No write happens when a grant reaches its `expires_at`: the cached answer must end."""
+    sam = api.client("Sam", "adult", "sam@x.test")
+    link, caregiver = api.grant(sam["id"], "care@x.test")
+    ends = clock.now() + dt.timedelta(minutes=10)
+    api.ok(
+        "PATCH",
+        f"/v1/clients/{sam['id']}/links/{link['id']}",
+        {"portal_access": {"enabled": True, "expires_at": ends.isoformat()}},
+    )
+    delegated = api.exchange(caregiver, f"client:{sam['id']}").get_json()["access_token"]
+    svc = access.service(api.rt)
+    svc.fresh(access.Consistency(None))
+    revision = svc.facts.revision
+    assert svc.tokens.live(delegated, svc.facts).problem is None
+    assert svc.tokens.live(delegated, svc.facts).problem is None  # from the cache
+    clock.travel(dt.timedelta(minutes=11))
+    svc.fresh(access.Consistency(None))
+    assert svc.facts.revision == revision
+    assert svc.tokens.live(delegated, svc.facts).problem == "portal access expired"
