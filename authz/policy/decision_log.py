@@ -3,6 +3,11 @@
 Checks append to memory; a background thread writes batches in one transaction each, chained
 like the audit trail. If the store cannot take them (a failed write, or too many pending),
 `append` raises `DecisionLogUnavailable` so that checks fail closed until a write succeeds.
+
+Each row's hash is sha256 over the previous row's hash and the row's content. Rows carry the
+form of that content in `hash_format`: 2 (`canonical_v2`, several times cheaper to build than JSON) for
+what this writer appends, NULL for rows written before formats were recorded (the audit
+trail's sorted JSON object, `decision_fields`). Both verify in the one chain.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ class DecisionLogUnavailable(StoreUnavailable):
 
 
 def decision_fields(row: Any) -> dict[str, Any]:
-    """What a decision row's hash covers (all columns but seq and the hashes)."""
+    """What a format-1 decision row's hash covers (all columns but seq and the hashes)."""
     return {
         "id": row.id,
         "at": row.at,
@@ -54,7 +59,7 @@ def decision_fields(row: Any) -> dict[str, Any]:
 
 #: `hash_format` of the rows this writer appends; rows with NULL there are format 1.
 HASH_FORMAT = 2
-_SEP = "\x1f"  # ASCII unit separator: never in ids, times, actions or digests
+_SEP = "\x1f"  # ASCII unit separator: in no id, time, action or digest; rare in any text
 
 
 def canonical_v2(
