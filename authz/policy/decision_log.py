@@ -5,9 +5,9 @@ like the audit trail. If the store cannot take them (a failed write, or too many
 `append` raises `DecisionLogUnavailable` so that checks fail closed until a write succeeds.
 
 Each row's hash is sha256 over the previous row's hash and the row's content. Rows carry the
-form of that content in `hash_format`: 2 (`canonical_v2`, several times cheaper to build than JSON) for
-what this writer appends, NULL for rows written before formats were recorded (the audit
-trail's sorted JSON object, `decision_fields`). Both verify in the one chain.
+form of that content in `hash_format`: 2 (`canonical_v2`, several times cheaper to build than
+JSON) for what this writer appends, NULL for rows written before formats were recorded (the
+audit trail's sorted JSON object, `decision_fields`). Both verify in the one chain.
 """
 
 from __future__ import annotations
