@@ -15,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -272,7 +273,8 @@ class Decision(Base):
     subject: Mapped[str] = mapped_column(String(80))
     action: Mapped[str] = mapped_column(String(80))
     resource: Mapped[dict[str, Any]] = mapped_column(JSON)
-    owner_client_id: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)
+    # Not indexed: no query narrows by it alone (see the migration 5b1e0c7d2a94).
+    owner_client_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     allowed: Mapped[bool] = mapped_column(Boolean)
     reason: Mapped[str] = mapped_column(Text)
     rule: Mapped[str] = mapped_column(Text)
@@ -280,6 +282,8 @@ class Decision(Base):
     revision: Mapped[int] = mapped_column(BigInteger)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    #: How `hash` covers the row (`authz.policy.decision_log.decision_hash`); NULL is 1.
+    hash_format: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
 
 
 #: The tables behind `client:`, `provider:` and `reviewer:` subjects.

@@ -9,12 +9,16 @@ from sqlalchemy import select
 
 from authz import audit, clock, ids
 from authz.audit_log import decision_hash
+from authz.policy.decision_log import HASH_FORMAT
 from authz.store.db import Store
 from authz.store.models import Decision
 
 
-def append_decisions(store: Store, rows: list[dict[str, Any]]) -> list[str]:
-    """Append decisions (org_id, actor, subject, action, owner, allowed, at…) to the chain."""
+def append_decisions(
+    store: Store, rows: list[dict[str, Any]], hash_format: int | None = HASH_FORMAT
+) -> list[str]:
+    """Append decisions (org_id, actor, subject, action, owner, allowed, at…) to the chain,
+    hashed in `hash_format` (None: as rows written before formats were recorded)."""
     made = []
     with store.sessions() as session:
         prev = session.scalar(select(Decision.hash).order_by(Decision.seq.desc()).limit(1))
@@ -37,6 +41,7 @@ def append_decisions(store: Store, rows: list[dict[str, Any]]) -> list[str]:
                 revision=1,
                 prev_hash=prev,
                 hash="",
+                hash_format=hash_format,
             )
             row.hash = decision_hash(row)
             prev = row.hash

@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import delete, insert, select, update
 
 from authz import audit, clients, orgs
-from authz.audit_log import decision_fields, decision_hash
+from authz.audit_log import decision_hash
+from authz.policy.decision_log import HASH_FORMAT
 from authz.store.db import Store
 from authz.store.models import AuditEvent, Decision
 from tests.compliance.chains import append_decisions
@@ -27,13 +28,13 @@ def store(db_url: str) -> Iterator[Store]:
         clients.create_client(s, "provider:prv_1", org["id"], {"first_name": n, "client_type": t})
         for n, t in (("Ana", "adult"), ("Ben", "minor"), ("Cy", "adult"), ("Dee", "adult"))
     ]
-    append_decisions(
-        s,
-        [
-            {"org_id": org["id"], "actor": f"client:{c['id']}", "owner": c["id"]}
-            for c in made + made
-        ],
-    )
+    decisions = [
+        {"org_id": org["id"], "actor": f"client:{c['id']}", "owner": c["id"]} for c in made
+    ]
+    # One chain across both hash formats: rows written before formats were recorded (NULL),
+    # then the writer's.
+    append_decisions(s, decisions, hash_format=None)
+    append_decisions(s, decisions)
     yield s
     s.engine.dispose()
 
@@ -74,8 +75,9 @@ def forge(store: Store, model: Any, victim: Any) -> Any:
             seq=victim.seq + 1, id=victim.id[:4] + "f0f0f0f0f0f0f0f0", prev_hash=victim.hash
         )
         data["actor"] = "client:forged"
-        fields = decision_fields if model is Decision else audit._event_fields
-        data["hash"] = audit.chain_hash(victim.hash, fields(type("Row", (), data)))
+        data["hash"] = (decision_hash if model is Decision else audit.event_hash)(
+            type("Row", (), data)
+        )
         conn.execute(insert(model).values(data))
     forged = next(r for r in rows(store, model) if r.seq == victim.seq + 1)
     assert (decision_hash if model is Decision else audit.event_hash)(forged) == forged.hash
@@ -102,14 +104,19 @@ def test_intact_chains_verify(db_url: str, store: Store) -> None:
     assert "decisions: 8 rows verified from the start" in readable.stdout
 
 
-@pytest.mark.parametrize("chain", CHAINS)
+@pytest.mark.parametrize(
+    ("chain", "at"),
+    # Decisions 2 and 5: one in each hash format.
+    [("changes", 2), ("decisions", 2), ("decisions", 5)],
+)
 @pytest.mark.parametrize("how", TAMPER)
 def test_tampering_is_caught_at_the_first_broken_link(
-    db_url: str, store: Store, chain: str, how: str
+    db_url: str, store: Store, chain: str, at: int, how: str
 ) -> None:
     model = CHAINS[chain]
     tamper, reason = TAMPER[how]
-    victim = rows(store, model)[2]
+    victim = rows(store, model)[at]
+    assert model is AuditEvent or victim.hash_format == (None if at < 4 else HASH_FORMAT)
     first_bad = tamper(store, model, victim)
     code, out = authz_json(db_url, "audit", "verify")
     assert code == 1 and out["ok"] is False
@@ -119,7 +126,7 @@ def test_tampering_is_caught_at_the_first_broken_link(
     assert (broken["seq"], broken["id"]) == (first_bad.seq, first_bad.id)
     assert reason in broken["reason"]
     # Rows before the victim hold; a forged row with a correct hash holds too.
-    assert out[chain]["verified"] == (4 if how == "inserted" else 2)
+    assert out[chain]["verified"] == at + (2 if how == "inserted" else 0)
     if how != "edited":
         return  # the readable form is the same code path; once per chain is enough
     readable = authz(db_url, "audit", "verify")

@@ -1,26 +1,49 @@
-"""The decision log's fast row building agrees with the audit trail's canonical form."""
+"""The decision log: what it stores, that its chain verifies, and that tampering is caught."""
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import itertools
 import json
+from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
+from sqlalchemy import insert, inspect, select, text, update
 
-from authz import audit
-from authz.policy.decision_log import DecisionLog, canonical_row, decision_fields, to_row
+from authz import audit, audit_log, clock
+from authz.policy.decision_log import (
+    HASH_FORMAT,
+    DecisionLog,
+    canonical_v2,
+    decision_fields,
+    to_row,
+    utc_wall,
+)
 from authz.policy.engine import CheckRequest, Decision, Resource, Subject
+from authz.store import migrate
+from authz.store.db import Store, make_engine
+from authz.store.models import Decision as DecisionRow
+
+_ids = itertools.count(1)
 
 
 def _decision(
-    at: dt.datetime, reason: str, org: str, pm: str | None, owner: str | None, res_id: str | None
+    at: dt.datetime,
+    reason: str,
+    org: str,
+    pm: str | None,
+    owner: str | None,
+    res_id: str | None,
+    decision_id: str | None = None,
 ) -> Decision:
     subject = Subject("client:cli_a", org, "cli_b", "lnk_1", "delegation")
     request = CheckRequest(subject, "invoice.pay", Resource("invoice", res_id, owner), pm)
     return Decision(
         False,
-        "dec_x1",
+        decision_id or f"dec_{next(_ids)}",
         reason,
         'rule "quoted" \\ back',
         7,
@@ -31,39 +54,150 @@ def _decision(
     )
 
 
-@pytest.mark.parametrize(
-    ("at", "reason", "org", "pm", "owner", "res_id"),
-    [
-        (dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.UTC), "plain", "org_a", "pm_1", "cli_b", "i"),
-        (
-            dt.datetime(2026, 11, 2, 9, 0, 0, 5, tzinfo=dt.UTC),
-            "Zo\u00eb\u2019s \u201ccard\u201d\n\t\x01",
-            "",
-            None,
-            None,
-            None,
-        ),
-        (
-            dt.datetime(2026, 11, 2, 11, 0, 0, 123456, tzinfo=dt.timezone(dt.timedelta(hours=2))),
-            'emoji 🙂 and \\ and "',
-            "org_a",
-            "",
-            "org_a",
-            "inv_9",
-        ),
-    ],
-)
-def test_canonical_row_is_audit_canonical_of_the_stored_row(
-    at: dt.datetime, reason: str, org: str, pm: str | None, owner: str | None, res_id: str | None
-) -> None:
-    d = _decision(at, reason, org, pm, owner, res_id)
-    canon, resource, stored = canonical_row(d)
-    row = to_row(d)
-    # What the store hands back: a naive UTC time on SQLite, the resource parsed from JSON.
-    row["at"] = dt.datetime.fromisoformat(stored)
-    row["resource"] = json.loads(resource)
-    assert canon == audit.canonical(decision_fields(SimpleNamespace(**row)))
-    assert row["resource"] == to_row(d)["resource"]
+AWKWARD = [
+    (dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.UTC), "plain", "org_a", "pm_1", "cli_b", "i"),
+    (
+        dt.datetime(2026, 11, 2, 9, 0, 0, 5, tzinfo=dt.UTC),
+        "Zo\u00eb\u2019s \u201ccard\u201d\n\t\x01",
+        "",
+        None,
+        None,
+        None,
+    ),
+    (
+        dt.datetime(2026, 11, 2, 11, 0, 0, 123456, tzinfo=dt.timezone(dt.timedelta(hours=2))),
+        'emoji 🙂 and \\ and "',
+        "org_a",
+        "",
+        "org_a",
+        "inv_9",
+    ),
+    # U+001F is the field separator of format 2: such a row is hashed in its JSON form.
+    (
+        dt.datetime(2026, 11, 2, 9, 0, 1, tzinfo=dt.UTC),
+        "a\x1fb",
+        "org_\x1f",
+        "pm\x1f",
+        None,
+        "\x1f",
+    ),
+    # Naive: taken as UTC, as everywhere in the store.
+    (dt.datetime(2026, 11, 2, 8, 59, 59, 999999), "naive", "org_a", None, "cli_b", "i"),
+]
+
+
+def _times(n: int) -> list[dt.datetime]:
+    """Times around second, day, month and year boundaries, some going backwards."""
+    t0 = dt.datetime(2026, 12, 31, 23, 59, 59, 999_990, tzinfo=dt.UTC)
+    out = [t0 + dt.timedelta(microseconds=3 * i) for i in range(n)]
+    out += [t0 - dt.timedelta(days=31), t0 - dt.timedelta(days=365), t0, t0.replace(microsecond=0)]
+    return out
+
+
+def _log_of(store: Store) -> DecisionLog:
+    return DecisionLog(store, background=False)
+
+
+def _written(store: Store) -> list[Any]:
+    with store.read() as session:
+        return list(session.scalars(select(DecisionRow).order_by(DecisionRow.seq)))
+
+
+def test_the_log_stores_each_decision_as_decided_and_the_chain_verifies(store: Store) -> None:
+    decisions = [_decision(*case) for case in AWKWARD]
+    decisions += [
+        _decision(at, "r", "org_a", None, "cli_b", "i", f"dec_t{i}")
+        for i, at in enumerate(_times(8))
+    ]
+    log = _log_of(store)
+    for d in decisions:
+        log(d)
+    assert log.flush() == len(decisions)
+    written = _written(store)
+    assert [r.hash_format for r in written] == [HASH_FORMAT] * len(decisions)
+    for d, row in zip(decisions, written, strict=True):
+        want = to_row(d)
+        at = want.pop("at")
+        assert clock.aware(row.at) == (at if at.tzinfo else at.replace(tzinfo=dt.UTC))
+        assert {k: getattr(row, k) for k in want} == want
+    out = audit_log.verify(store)
+    assert out["ok"] and out["decisions"]["verified"] == len(decisions)
+
+
+def test_the_writer_hashes_what_canonical_v2_describes(store: Store) -> None:
+    """The writer's inlined form and the documented one agree, for both of its forms."""
+    log = _log_of(store)
+    for case in AWKWARD:
+        log(_decision(*case))
+    log.flush()
+    for row in _written(store):
+        canon = canonical_v2(
+            row.id, utc_wall(row.at), row.org_id, row.actor, row.subject, row.action,
+            json.dumps(row.resource, sort_keys=True, separators=(",", ":")),
+            row.owner_client_id, row.allowed, row.reason, row.rule, row.policy_digest,
+            row.revision,
+        )  # fmt: skip
+        assert hashlib.sha256(f"{row.prev_hash}\n{canon}".encode()).hexdigest() == row.hash
+        # Joined unless a field holds the separator; the JSON form holds it only escaped.
+        assert canon.count("\x1f") == (0 if "\x1f" in row.reason else 12)
+
+
+TAMPER: dict[str, dict[str, Any]] = {
+    "NULL organization made empty": {"org_id": ""},
+    "empty text made NULL": {"actor": None},
+    "text moved between fields": {"reason": "plai", "rule": "n" + 'rule "quoted" \\ back'},
+    "separator smuggled in": {"reason": "plain\x1f"},
+    "result flipped": {"allowed": True},
+    "hash format downgraded": {"hash_format": None},
+    "unknown hash format": {"hash_format": 3},
+}
+
+
+@pytest.mark.parametrize("how", TAMPER)
+def test_an_edited_row_of_format_2_is_caught(store: Store, how: str) -> None:
+    log = _log_of(store)
+    for org in ("org_a", "", "org_a"):
+        log(_decision(dt.datetime.now(dt.UTC), "plain", org, None, "cli_b", "i"))
+    log.flush()
+    victim = _written(store)[1]
+    assert victim.org_id is None and victim.reason == "plain"
+    with store.engine.begin() as conn:
+        conn.execute(update(DecisionRow).where(DecisionRow.seq == victim.seq).values(TAMPER[how]))
+    out = audit_log.verify(store)
+    assert out["decisions"]["verified"] == 1
+    assert out["decisions"]["first_break"]["id"] == victim.id
+    assert "row edited" in out["decisions"]["first_break"]["reason"]
+
+
+def test_upgrading_keeps_the_old_chain_and_the_log_extends_it(tmp_path: Path) -> None:
+    """Rows hashed before the migration still verify; the writer's rows link to them."""
+    from alembic import command
+
+    engine = make_engine(f"sqlite:///{tmp_path}/old.db")
+    cfg = migrate._config(engine)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "128db119d566")
+    old = Store(engine)
+    prev = audit.GENESIS
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO state (id, revision) VALUES (1, 0)"))
+        for i in range(3):
+            row = {**to_row(_decision(dt.datetime.now(dt.UTC), "r", "org_a", None, "cli_b", "i"))}
+            row.update(id=f"dec_old{i}", prev_hash=prev)
+            row["hash"] = prev = audit.chain_hash(prev, decision_fields(SimpleNamespace(**row)))
+            conn.execute(insert(DecisionRow.__table__).values(row))
+    assert migrate.upgrade(engine) and migrate.upgrade(engine) == []  # idempotent
+    assert "ix_decisions_owner_client_id" not in {
+        ix["name"] for ix in inspect(engine).get_indexes("decisions")
+    }
+    log = _log_of(old)
+    log(_decision(dt.datetime.now(dt.UTC), "r", "org_a", None, "cli_b", "i"))
+    log.flush()
+    assert [r.hash_format for r in _written(old)] == [None, None, None, HASH_FORMAT]
+    out = audit_log.verify(old)
+    assert out["ok"] and out["decisions"]["verified"] == 4
+    engine.dispose()
 
 
 # The writer thread's death is the point of the test, not a leak.
