@@ -273,8 +273,8 @@ class Decision(Base):
     subject: Mapped[str] = mapped_column(String(80))
     action: Mapped[str] = mapped_column(String(80))
     resource: Mapped[dict[str, Any]] = mapped_column(JSON)
-    # Not indexed: no query narrows by it alone (see the migration 5b1e0c7d2a94).
-    owner_client_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    # Indexed for the access review of one client (see the migration 5b1e0c7d2a94).
+    owner_client_id: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)
     allowed: Mapped[bool] = mapped_column(Boolean)
     reason: Mapped[str] = mapped_column(Text)
     rule: Mapped[str] = mapped_column(Text)
