@@ -200,3 +200,22 @@ def test_replicas_share_limits_through_redis(settings_env: dict[str, str]) -> No
     finally:
         for app in (first, second):
             app.extensions["authz"].close()
+
+
+def test_checks_are_limited_per_client_even_on_the_hot_path(settings_env: dict[str, str]) -> None:
+    app, api = _limited_app(settings_env)
+    try:
+        sam = api.client("Sam", "adult", "sam@x.test")
+        user = api.sign_in(f"client:{sam['id']}", "sam@x.test")
+        service = api.service_token("authz:check")
+        check = {
+            "token": user,
+            "action": "invoice.read",
+            "resource": {"type": "invoice", "id": "inv_1", "owner": sam["id"]},
+        }
+        answers = [api.call("POST", "/v1/access/check", check, token=service) for _ in range(4)]
+        assert [r.status_code for r in answers] == [200, 200, 200, 429]
+        assert answers[-1].mimetype == "application/problem+json"
+        assert int(answers[-1].headers["Retry-After"]) >= 1
+    finally:
+        app.extensions["authz"].close()
