@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import base64
 import socket
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -136,3 +139,28 @@ def practice(database_url: str, issuer: str, scopes: list[str], **env: str) -> P
     prv = orgs.create_provider(rt.store, "bench", org["id"], "dr@bench.test", "Dr. Lee")
     oc = oauth_clients.create_client(rt.store, "bench", org["id"], [AUDIENCE], scopes, "portal")
     return Practice(app, settings, oc["client_id"], oc["client_secret"], prv["id"])
+
+
+@contextmanager
+def postgres_database(server_url: str) -> Iterator[str]:
+    """A new database on `server_url`'s server, dropped (and its sessions ended) afterwards."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"authz_bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(
+        server_url.replace("postgresql://", "postgresql+psycopg://", 1),
+        isolation_level="AUTOCOMMIT",
+    )
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(
+                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
+                {"n": name},
+            )
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()

@@ -21,11 +21,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from bench.common import postgres_database
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_US = 8.0
@@ -78,25 +79,6 @@ def _sample(tree: Path, url: str, n: int) -> dict[str, float]:
     return dict(json.loads(out.strip().splitlines()[-1]))
 
 
-@contextmanager
-def _pg_database(admin_url: str) -> Iterator[str]:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    name = f"authz_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(
-        admin_url.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT"
-    )
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench decision_log", description=__doc__)
     ap.add_argument("--rounds", type=int, default=7, help="samples per cell (medians)")
@@ -145,7 +127,7 @@ def _stores(
     if not postgres:
         yield urls
         return
-    with _pg_database(postgres) as first, _pg_database(postgres) as second:
+    with postgres_database(postgres) as first, postgres_database(postgres) as second:
         for label, url in zip(trees, (first, second), strict=False):
             urls[("postgresql", label)] = url
         yield urls

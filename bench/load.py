@@ -31,7 +31,6 @@ import tempfile
 import threading
 import time
 import urllib.parse
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,7 +39,14 @@ from typing import Any
 
 import requests
 
-from bench.common import AUDIENCE, TOKEN_EXCHANGE, WRK_REPORT, free_port, practice
+from bench.common import (
+    AUDIENCE,
+    TOKEN_EXCHANGE,
+    WRK_REPORT,
+    free_port,
+    postgres_database,
+    practice,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 ISSUER = "http://authz.bench"
@@ -347,30 +353,6 @@ def measure_setup(
             )
         )
     return rows
-
-
-@contextmanager
-def postgres_database(server_url: str) -> Iterator[str]:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    name = f"authz_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(
-        server_url.replace("postgresql://", "postgresql+psycopg://", 1),
-        isolation_level="AUTOCOMMIT",
-    )
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(
-                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
-                {"n": name},
-            )
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
 
 
 def main(argv: list[str] | None = None) -> int:
