@@ -39,7 +39,9 @@ def init_app(app: Flask) -> None:
         # answers correctly (each check reads the revision); it is only colder.
         listener = listener_of(rt)
         if listener is None:
-            return "no notification channel (single process or SQLite); checks read the revision"
+            if rt.store.published_revision() is not None:
+                return "SQLite: writes publish their revision beside the database; checks read it"
+            return "no notification channel (single process); checks read the revision"
         if listener.state.listening:
             return f"listening; {listener.state.notifications} notifications"
         return f"notification channel lost ({listener.state.last_error}); reconnecting"
