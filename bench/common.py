@@ -111,10 +111,7 @@ class Practice:
 
     def close(self) -> None:
         """Flush the decision log and release the store's connections."""
-        access = self.rt.extras.get("access")
-        if access is not None:
-            access.close()
-        self.rt.store.engine.dispose()
+        self.rt.close()
 
 
 def practice(database_url: str, issuer: str, scopes: list[str], **env: str) -> Practice:
