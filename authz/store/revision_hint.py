@@ -24,6 +24,7 @@ import fcntl
 import mmap
 import os
 import struct
+import threading
 from pathlib import Path
 
 #: magic, database file's device and inode, revision, the revision's complement (torn-read check).
@@ -37,6 +38,7 @@ class RevisionHint:
     def __init__(self, database: Path) -> None:
         self.path = Path(f"{database}-revision")
         stat = database.stat()
+        self._thread_lock = threading.Lock()
         self._identity = (stat.st_dev, stat.st_ino)
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
@@ -97,8 +99,11 @@ class RevisionHint:
 
     @contextlib.contextmanager
     def _locked(self):  # type: ignore[no-untyped-def]
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        # flock excludes other processes only: threads of this one share the descriptor, so
+        # two writers finishing at once in one process also take the thread lock.
+        with self._thread_lock:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)

@@ -3,8 +3,11 @@ safe, and every write that returned is announced to every process."""
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import struct
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -99,3 +102,45 @@ def test_a_process_that_cannot_announce_does_not_write(sqlite_file: Path) -> Non
         orgs.create_org(store, "test", "Practice", [])
     assert store.published_revision() is None
     store.close()
+
+
+def test_concurrent_publishers_in_one_process_never_lower_it(
+    sqlite_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Writers finish out of order; the published revision must end at the highest."""
+    hint = RevisionHint(sqlite_file)
+    write = hint._write
+
+    def slow_write(revision: int) -> None:
+        time.sleep(0.0002)  # widen the gap between reading the maximum and writing it
+        write(revision)
+
+    monkeypatch.setattr(hint, "_write", slow_write)
+    barrier = threading.Barrier(8)
+
+    def publish(start: int) -> None:
+        barrier.wait()
+        for revision in range(start, 400, 8):
+            hint.publish(revision)
+
+    seen: list[int] = []
+    done = threading.Event()
+
+    def watch() -> None:  # a reader elsewhere: the value it sees must never go back
+        while not done.is_set():
+            value = hint.read()
+            if value is not None:
+                seen.append(value)
+
+    threads = [threading.Thread(target=publish, args=(i,)) for i in range(8)]
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    done.set()
+    watcher.join()
+    assert hint.read() == 399
+    assert all(a <= b for a, b in itertools.pairwise(seen)), "the revision went back"
+    hint.close()
