@@ -10,15 +10,21 @@ from authz.errors import Unauthenticated
 from authz.principals import Principal
 
 
+def bearer_from(header: str) -> str | None:
+    """The token of an `Authorization: Bearer …` header value, or None."""
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
 def bearer_token() -> str:
     """The bearer token of the request, or Unauthenticated."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = bearer_from(request.headers.get("Authorization", ""))
+    if token is None:
         raise Unauthenticated(
             "send an access token issued by this service: Authorization: Bearer …"
         )
-    return token.strip()
+    return token
 
 
 def principal() -> Principal:

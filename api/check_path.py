@@ -25,11 +25,11 @@ import orjson
 from flask import Flask
 
 from api import metrics, observability
-from api.request import has_nul
+from api.auth import bearer_from
+from api.request import is_json, json_object
 from authz import access
 
 PATH = "/v1/access/check"
-_JSON_TYPES = ("application/json",)
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -89,8 +89,7 @@ class CheckPath:
 
     def _body(self, environ: dict[str, Any]) -> bytes:
         """The request body when it is a JSON body of a stated, allowed length."""
-        mimetype = environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
-        if mimetype not in _JSON_TYPES and not mimetype.endswith("+json"):
+        if not is_json(environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()):
             raise _HandOver
         try:
             length = int(environ.get("CONTENT_LENGTH") or "")
@@ -102,14 +101,10 @@ class CheckPath:
         return raw
 
     def _decide(self, environ: dict[str, Any], raw: bytes) -> tuple[dict[str, Any], Any]:
-        scheme, _, token = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
+        token = bearer_from(environ.get("HTTP_AUTHORIZATION", ""))
+        if token is None:
             raise _HandOver
-        # orjson refuses some JSON that `json` takes (NaN, huge integers): Flask answers that.
-        body = orjson.loads(raw)
-        if not isinstance(body, dict) or (b"\\u0000" in raw and has_nul(body)):
-            raise _HandOver
+        body = json_object(raw)  # what it refuses, the Flask view answers
         service = access.service(self.runtime)
         fresh = service.begin(token, body.get("consistency"))
         return service.check(fresh, body), fresh.principal

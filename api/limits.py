@@ -12,6 +12,7 @@ import jwt
 from flask import Flask, Response, g, jsonify, request
 from flask_limiter import Limiter, RateLimitExceeded
 
+from api.auth import bearer_from
 from api.metrics import metrics
 from api.problems import problem
 from api.runtime import runtime
@@ -41,14 +42,13 @@ def client_key() -> str:
         if request.form.get("client_id"):
             return f"client:{request.form['client_id']}"
     else:
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() == "bearer" and token.strip():
+        token = bearer_from(request.headers.get("Authorization", ""))
+        if token is not None:
             try:
                 # Signature only: a forged token must not spend another client's budget. The
                 # access service's cache holds only tokens whose signature verified (until
                 # `exp`), so the check that follows does not pay for an ES256 verify twice.
-                claims, _ = access.service(runtime()).tokens.verify(token.strip())
+                claims, _ = access.service(runtime()).tokens.verify(token)
             except (rfc9068.InvalidToken, Unauthenticated, StoreUnavailable):
                 claims = {}
             if isinstance(claims.get("client_id"), str):

@@ -139,12 +139,13 @@ def practice(database_url: str, issuer: str, scopes: list[str], **env: str) -> P
 
 
 @contextmanager
-def postgres_database(server_url: str) -> Iterator[str]:
-    """A new database on `server_url`'s server, dropped (and its sessions ended) afterwards."""
+def postgres_database(server_url: str, prefix: str = "authz_bench") -> Iterator[str]:
+    """A new database on `server_url`'s server, dropped (and its sessions ended) afterwards.
+    The test suite's own databases come from here too."""
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
-    name = f"authz_bench_{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = create_engine(
         server_url.replace("postgresql://", "postgresql+psycopg://", 1),
         isolation_level="AUTOCOMMIT",

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 
 from authz import clock, keys
 from authz.store import migrate
 from authz.store.db import make_engine
 from authz.store.models import Base
+from bench.common import postgres_database
 from tests.helpers import Api
 
 PG_ENV = "AUTHZ_TEST_POSTGRES_URL"
@@ -45,26 +44,11 @@ def pg_database() -> Iterator[str]:
     admin_url = _pg_admin_url()
     if not admin_url:
         pytest.skip(f"{PG_ENV} not set")
-    name = f"authz_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(
-        admin_url.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT"
-    )
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    engine = make_engine(url)
-    migrate.upgrade(engine)
-    engine.dispose()
-    try:
+    with postgres_database(admin_url, prefix="authz_test") as url:
+        engine = make_engine(url)
+        migrate.upgrade(engine)
+        engine.dispose()
         yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(
-                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
-                {"n": name},
-            )
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
 
 
 def _truncate(url: str) -> None:

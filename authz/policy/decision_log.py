@@ -177,7 +177,7 @@ def to_row(d: Decision) -> dict[str, Any]:
     if req.payment_method:
         resource["payment_method"] = req.payment_method
     account = f"client:{subject.account}" if subject.account else subject.actor
-    owner = d.owner if d.owner and d.owner.startswith("cli_") else None
+    owner = _client_owner(d.owner)
     return {
         "id": d.decision_id,
         "at": d.at,

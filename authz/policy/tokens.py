@@ -78,10 +78,11 @@ class TokenCache:
         good_at, good_until = entry.good
         if good_at == revision and stamp < good_until:
             return Verified(entry.claims, entry.principal, subject, None)
-        problem, until = _problem(facts, entry.claims, majority_age, now)
-        if problem is None:
-            entry.good = (revision, min(until, entry.expires))
-        return Verified(entry.claims, entry.principal, subject, problem)
+        found = _problem(facts, entry.claims, majority_age, now)
+        if isinstance(found, str):
+            return Verified(entry.claims, entry.principal, subject, found)
+        entry.good = (revision, min(found, entry.expires))
+        return Verified(entry.claims, entry.principal, subject, None)
 
     def _verified(self, token: str, now: float) -> _Entry:
         if not isinstance(token, str) or len(token) > 8192:
@@ -116,7 +117,8 @@ def token_problem(facts: FactIndex, claims: dict[str, Any], majority_age: int = 
     The same questions as `authz.token_status.status_in`, in the same order (tests hold the two
     to the same answers): revoked, its OAuth client, its account, its grant, its shared email.
     """
-    return _problem(facts, claims, majority_age, clock.now())[0]
+    found = _problem(facts, claims, majority_age, clock.now())
+    return found if isinstance(found, str) else None
 
 
 _FOREVER = float("inf")
@@ -124,49 +126,50 @@ _FOREVER = float("inf")
 
 def _problem(
     facts: FactIndex, claims: dict[str, Any], majority_age: int, now: dt.datetime
-) -> tuple[str | None, float]:
-    """`token_problem`, and until when a None answer holds on the same facts (a timestamp)."""
+) -> str | float:
+    """Why the token is not good now; or, while it is, until when that holds on the same facts
+    (a timestamp: its grant's end, or never)."""
     org = claims.get("org")
     if facts.is_revoked(str(claims.get("jti", ""))):
-        return "the token was revoked", _FOREVER
+        return "the token was revoked"
     if facts.oauth_client_org(str(claims.get("client_id", ""))) != org:
-        return "the OAuth client this token was issued to was removed", _FOREVER
+        return "the OAuth client this token was issued to was removed"
     sub = str(claims.get("sub", ""))
     kind, _, ident = sub.partition(":")
     if kind == "client":
         if facts.client_org(ident) != org:
-            return f"{sub} no longer exists", _FOREVER
+            return f"{sub} no longer exists"
         if not facts.is_active(ident):
-            return f"{sub} was removed", _FOREVER
+            return f"{sub} was removed"
     elif kind in ("provider", "reviewer") and facts.staff_org(kind, ident) != org:
-        return f"{sub} no longer exists", _FOREVER
+        return f"{sub} no longer exists"
     via = claims.get("authz_via")
     if via == "delegation":
         return _grant_problem(facts, claims, majority_age, now)
     if via == "shared_email" and claims.get("email_group"):
         email = facts.email_key(ident)
         if email is None or email_group(email) != claims["email_group"]:
-            return "the account no longer shares that email address", _FOREVER
-    return None, _FOREVER
+            return "the account no longer shares that email address"
+    return _FOREVER
 
 
 def _grant_problem(
     facts: FactIndex, claims: dict[str, Any], majority_age: int, now: dt.datetime
-) -> tuple[str | None, float]:
+) -> str | float:
     link = facts.link_index(str(claims.get("grant", "")))
     if link is None:
         # The index keeps links with portal access only: one without is no grant either.
-        return "the link behind this token was removed or has no portal access", _FOREVER
+        return "the link behind this token was removed or has no portal access"
     info = facts.grant(link)
     if facts.client_org(info.receiver) != claims.get("org"):
-        return "the link behind this token was removed", _FOREVER
+        return "the link behind this token was removed"
     actor = (claims.get("act") or {}).get("sub", "")
     if f"client:{info.receiver}" != claims["sub"] or f"client:{info.caregiver}" != actor:
-        return "the link no longer joins these accounts", _FOREVER
+        return "the link no longer joins these accounts"
     state = facts.grant_state(link, now)
     if not state.usable:
-        return state.reason, _FOREVER
+        return state.reason
     allowed = grants.LEVEL_SCOPES.get(info.level, frozenset())
     if not set(str(claims.get("scope", "")).split()) <= allowed:
-        return "the grant was narrowed below this token's scope", _FOREVER
-    return None, state.ends_at.timestamp() if state.ends_at is not None else _FOREVER
+        return "the grant was narrowed below this token's scope"
+    return state.ends_at.timestamp() if state.ends_at is not None else _FOREVER

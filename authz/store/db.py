@@ -154,7 +154,7 @@ class Store:
     def published_revision(self) -> int | None:
         """The newest revision any process has committed and returned from, without a query
         (SQLite files); None when only a query can tell."""
-        hint = self._hint if self._hint is not None else self._revision_hint()
+        hint = self._revision_hint()
         return hint.read() if hint is not None else None
 
     @contextmanager
@@ -192,8 +192,6 @@ class Store:
                 for before in self.before_commit:
                     before(txn)
                 session.commit()
-            if hint is None:
-                hint = self._revision_hint()  # a database file the first write created
             if hint is not None:
                 hint.publish(revision)
         except _UNAVAILABLE as exc:

@@ -52,7 +52,7 @@ class RevisionHint:
                 magic, dev, ino, _, _ = _LAYOUT.unpack_from(self._map)
                 if magic != _MAGIC or (dev, ino) != self._identity:
                     # A new hint, or one left by a database file that was since replaced: it
-                    # says nothing about this one until a write or `reset` publishes.
+                    # says nothing about this one until a write publishes.
                     self._write(0)
         except BaseException:
             os.close(self._fd)
