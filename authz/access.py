@@ -11,6 +11,7 @@ revision, so no check reads the store beyond the revision.
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +19,15 @@ from typing import Any
 from authz import rfc9068
 from authz.errors import Forbidden, Unauthenticated, ValidationFailed
 from authz.policy.decision_log import DecisionLog
-from authz.policy.engine import CheckRequest, Decision, Engine, PolicySet, Resource, Subject
+from authz.policy.engine import (
+    Answers,
+    CheckRequest,
+    Decision,
+    Engine,
+    PolicySet,
+    Resource,
+    Subject,
+)
 from authz.policy.facts import FactIndex
 from authz.policy.tokens import TokenCache
 from authz.principals import CHECK_SCOPE, CHECK_SUBJECTS_SCOPE, REVIEW_SCOPE, Principal
@@ -215,10 +224,16 @@ class AccessService:
             return CheckRequest(subject.subject, action, target, pm), subject.reason
         return CheckRequest(subject, action, target, pm), None
 
-    def _decide(self, request: CheckRequest, rejected: str | None) -> Decision:
+    def _decide(
+        self,
+        request: CheckRequest,
+        rejected: str | None,
+        now: dt.datetime | None = None,
+        memo: Answers | None = None,
+    ) -> Decision:
         if rejected is not None:
             return self.engine.deny(request, f"the user's access token: {rejected}", TOKEN_RULE)
-        return self.engine.check(request)
+        return self.engine.check(request, now, memo)
 
     # -- use cases ------------------------------------------------------------------------------
 
@@ -247,8 +262,12 @@ class AccessService:
                     [(f"checks[{i}].consistency", "set consistency once, for the whole batch")]
                 )
             requests.append(self._request(caller, item, f"checks[{i}]", memo))
+        # One moment and one view of the facts for the whole batch: a policy question asked
+        # twice (a page of invoices of one client) is answered once.
+        now, answers = self.engine.now(), Engine.new_memo()
+        decide = self._decide
         return {
-            "results": [self._decide(r, rejected).as_dict() for r, rejected in requests],
+            "results": [decide(r, rejected, now, answers).as_dict() for r, rejected in requests],
             "revision": str(self.facts.revision),
         }
 

@@ -309,23 +309,33 @@ class DecisionLog:
         # The wall time's text up to the second, for the second that `base` starts: most
         # decisions of a batch share it, and formatting a datetime is costly.
         base, end, prefix = _EPOCH, _EPOCH, ""
+        # The decisions of one check-batch share their moment and their subject object: their
+        # text is built once.
+        when: Any = None
+        at = ""
+        subject: Any = None
+        org: str | None = None
+        actor = account = ""
         for n, d in enumerate(decisions, 1):
             if n % _YIELD_EVERY == 0:
                 # Let request threads have the GIL: without this they wait out the switch
                 # interval (5 ms) each time they release it (a socket read, a store read).
                 time.sleep(0)
-            req, subject = d.request, d.request.subject
-            when = d.at
-            if when.tzinfo is dt.UTC and base <= when < end:
-                at = f"{prefix}{when.microsecond:06d}"
-            else:
-                at = utc_wall(when)
-                if when.tzinfo is dt.UTC:
-                    base = when.replace(microsecond=0)
-                    end, prefix = base + _SECOND, at[:20]
-            org = subject.org or None
-            actor = subject.actor[:80]
-            account = (f"client:{subject.account}" if subject.account else subject.actor)[:80]
+            req = d.request
+            if d.at is not when:
+                when = d.at
+                if when.tzinfo is dt.UTC and base <= when < end:
+                    at = f"{prefix}{when.microsecond:06d}"
+                else:
+                    at = utc_wall(when)
+                    if when.tzinfo is dt.UTC:
+                        base = when.replace(microsecond=0)
+                        end, prefix = base + _SECOND, at[:20]
+            if req.subject is not subject:
+                subject = req.subject
+                org = subject.org or None
+                actor = subject.actor[:80]
+                account = (f"client:{subject.account}" if subject.account else subject.actor)[:80]
             action = req.action[:80]
             resource = resource_json(d)
             owner = _client_owner(d.owner)

@@ -162,23 +162,24 @@ class Subject:
         return cls(subject, org, account, None, via)
 
 
-@dataclass(frozen=True, slots=True)
-class Resource:
+# Requests and decisions are named tuples: as immutable as frozen dataclasses and built five
+# times faster, which counts at a thousand of each per check-batch.
+
+
+class Resource(NamedTuple):
     type: str
     id: str | None = None
     owner: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class CheckRequest:
+class CheckRequest(NamedTuple):
     subject: Subject
     action: str
     resource: Resource
     payment_method: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
     """The answer, and what the decision log records (never a token)."""
 
     allowed: bool
@@ -242,6 +243,10 @@ class Access:
         }
 
 
+#: A batch's answers: (subject, Casbin request, resource type) → (allowed, reason, rule).
+Answers = dict[tuple["Subject", tuple[str, str, str, str], str], tuple[bool, str, str]]
+
+
 class _Denied(NamedTuple):
     reason: str
     rule: str
@@ -279,24 +284,34 @@ class Engine:
     log: Callable[[Decision], None] | None = None
     now: Callable[[], dt.datetime] = field(default=clock.now)
 
-    def check(self, request: CheckRequest) -> Decision:
-        """One decision (the facts as they are; call `ensure_fresh` first for consistency)."""
-        now = self.now()
+    def check(
+        self,
+        request: CheckRequest,
+        now: dt.datetime | None = None,
+        memo: Answers | None = None,
+    ) -> Decision:
+        """One decision (the facts as they are; call `ensure_fresh` first for consistency).
+
+        `now` and `memo` are a batch's: one moment for all its checks, and the answers to the
+        policy questions it already asked (the same subject, Casbin request and resource type
+        always get the same answer over one view of the facts)."""
+        if now is None:
+            now = self.now()
         prepared = self._prepare(request)
         enforced: tuple[str, str, str, str] | None = None
         if isinstance(prepared, _Denied):
             allowed, (reason, rule, owner) = False, prepared
         else:
             enforced = prepared
-            sub, owner, act, pm = prepared
-            allowed, found = self.evaluate(sub, owner, act, pm, now)
-            if found is None:
-                reason = self._why_not(request.subject, owner, act, now)
-                rule = f"model.conf [policy_effect]: no allow line of {act} matches (default deny)"
-            elif not allowed:
-                reason, rule = self._pm_reason(pm, owner, request.resource.type), str(found)
+            owner = prepared[1]
+            if memo is None:
+                allowed, reason, rule = self._answer(request, prepared, now)
             else:
-                reason, rule = self._why(request.subject, owner, found, now), str(found)
+                key = (request.subject, prepared, request.resource.type)
+                found = memo.get(key)
+                if found is None:
+                    found = memo[key] = self._answer(request, prepared, now)
+                allowed, reason, rule = found
         decision = Decision(
             allowed,
             _new_id(),
@@ -312,6 +327,19 @@ class Engine:
         if self.log is not None:
             self.log(decision)
         return decision
+
+    def _answer(
+        self, request: CheckRequest, prepared: tuple[str, str, str, str], now: dt.datetime
+    ) -> tuple[bool, str, str]:
+        """Allowed, reason and rule of a request that reached the policy lines."""
+        sub, owner, act, pm = prepared
+        allowed, found = self.evaluate(sub, owner, act, pm, now)
+        if found is None:
+            rule = f"model.conf [policy_effect]: no allow line of {act} matches (default deny)"
+            return False, self._why_not(request.subject, owner, act, now), rule
+        if not allowed:
+            return False, self._pm_reason(pm, owner, request.resource.type), str(found)
+        return True, self._why(request.subject, owner, found, now), str(found)
 
     def deny(self, request: CheckRequest, reason: str, rule: str) -> Decision:
         """A logged denial decided before any policy line, for a reason found outside the
@@ -335,8 +363,14 @@ class Engine:
         return decision
 
     def check_batch(self, requests: Sequence[CheckRequest]) -> list[Decision]:
-        """Decisions in the order asked."""
-        return [self.check(r) for r in requests]
+        """Decisions in the order asked, at one moment, each policy question answered once."""
+        now, memo = self.now(), self.new_memo()
+        return [self.check(r, now, memo) for r in requests]
+
+    @staticmethod
+    def new_memo() -> Answers:
+        """An empty memo of policy answers, for the checks of one batch."""
+        return {}
 
     def evaluate(
         self, sub: str, owner: str, act: str, pm: str, now: dt.datetime | None = None

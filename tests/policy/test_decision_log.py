@@ -236,7 +236,7 @@ def test_deciding_faster_than_the_writer_writes_slows_checks_instead_of_refusing
     log = DecisionLog(store, batch_size=4, background=False, high_water=5, max_pending=6)
     for i in range(30):
         d = _decision(dt.datetime.now(dt.UTC), "r", "org_a", None, "cli_b", "i")
-        log(Decision(**{**{f: getattr(d, f) for f in d.__slots__}, "decision_id": f"dec_{i}"}))
+        log(d._replace(decision_id=f"dec_{i}"))
         assert len(log.pending) <= 5
     assert log.written >= 25  # the deciding thread wrote as it went
     log.flush()

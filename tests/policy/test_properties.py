@@ -141,3 +141,41 @@ def test_who_can_agrees_with_check(g: dict) -> None:
                 if not vocabulary.ACTIONS[act].payment
             )
             assert any_allowed == (sub in listed), (sub, c.id)
+
+
+@SETTINGS
+@given(graphs(), st.data())
+def test_a_batch_answers_each_check_as_a_lone_check(g: dict, data: st.DataObject) -> None:
+    """A batch answers a policy question once and reuses it: never for a different question."""
+    engine = engine_of(g)
+    pms = [p.id for p in g["pms"]] + ["pm_unknown", None]
+    subject_pool = [
+        Subject(sub, org, account)
+        for sub in subjects(g)
+        for org in ("org_a", "org_b")
+        for account in (None, sub.partition(":")[2] if sub.startswith("client:") else None)
+    ]
+    requests = []
+    for _ in range(60):
+        action = data.draw(st.sampled_from([*ACTIONS, "nope.nope"]))
+        rtype = action.split(".")[0]
+        rid = data.draw(st.sampled_from([None, "x_1", "x_2", *owners(g), *pms[:-1]]))
+        requests.append(
+            CheckRequest(
+                data.draw(st.sampled_from(subject_pool)),
+                action,
+                Resource(rtype, rid, data.draw(st.sampled_from([None, *owners(g)]))),
+                data.draw(st.sampled_from(pms)),
+            )
+        )
+    batch = engine.check_batch(requests)
+    assert len({d.decision_id for d in batch}) == len(requests)
+    for req, got in zip(requests, batch, strict=True):
+        alone = engine.check(req)
+        assert (got.allowed, got.reason, got.rule, got.owner, got.enforced) == (
+            alone.allowed,
+            alone.reason,
+            alone.rule,
+            alone.owner,
+            alone.enforced,
+        ), req
