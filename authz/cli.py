@@ -153,9 +153,10 @@ def serve(host: str, port: int, workers: int) -> None:
     app = create_app()
     app.extensions["authz"].check()
     if workers <= 0:
-        from api.wsgi_server import start_replication
+        from api.wsgi_server import settle, start_replication
 
         start_replication(app)
+        settle(app)
         app.run(host=host, port=port, threaded=True)
         return
     from api.wsgi_server import run_gunicorn

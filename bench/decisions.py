@@ -10,6 +10,7 @@ and resident memory are those of that process alone. Stores are cached in --dir.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import random
@@ -165,6 +166,9 @@ def worker_engine(db: Path, grants: int, samples: int) -> dict[str, Any]:
     facts = FactIndex.load(store)
     engine = Engine(PolicySet.load(), facts)
     startup = time.perf_counter() - t0
+    # What each worker of `authz serve` does once loaded (`api.wsgi_server.settle`).
+    gc.collect()
+    gc.freeze()
     rss = rss_mb()
     rng = random.Random(7)
     families = max(1, grants // 4)

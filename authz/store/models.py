@@ -273,8 +273,9 @@ class Decision(Base):
     subject: Mapped[str] = mapped_column(String(80))
     action: Mapped[str] = mapped_column(String(80))
     resource: Mapped[dict[str, Any]] = mapped_column(JSON)
-    # Indexed for the access review of one client (see the migration 5b1e0c7d2a94).
-    owner_client_id: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)
+    # Not indexed: an index on it would take each appended row at a random place (see the
+    # migration 9d3f6a2b7c41); the review of one client reads its organization's decisions.
+    owner_client_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     allowed: Mapped[bool] = mapped_column(Boolean)
     reason: Mapped[str] = mapped_column(Text)
     rule: Mapped[str] = mapped_column(Text)
