@@ -36,6 +36,11 @@ def make_engine(url: str, pool_timeout: float = 2.0, statement_timeout_ms: int =
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
+            # Checkpoint every ~40 MB of WAL instead of SQLite's 4 MB: the decision log appends
+            # tens of MB a second under load, and each checkpoint ends in an fsync that stalls
+            # the writer behind it; measured on this VM's disk, check-batch went from 14-18k to
+            # 25-33k decisions/s. Readers and crash recovery see a longer WAL in exchange.
+            cur.execute("PRAGMA wal_autocheckpoint=10000")
             cur.execute(f"PRAGMA busy_timeout={int(max(pool_timeout, 5.0) * 1000)}")
             cur.close()
 
