@@ -477,8 +477,10 @@ def main(argv: list[str] | None = None) -> int:
         return f"{us / 1000:.2f} ms"
 
     decisions = batch["rate"] * a.batch
-    ratio = check["rate"] / base["rate"]
-    cpu_ratio = base["cpu_us"] / check["cpu_us"]
+    # Ratios are taken within each round (its runs are seconds apart) and their median quoted:
+    # the machine's speed drifts between rounds far more than within one.
+    ratio = _paired(runs["check"], runs["bare"], "rate")
+    cpu_ratio = 1 / _paired(runs["check"], runs["bare"], "cpu_us")
     rows.append(
         (
             "bare Flask constant (POST /, same body)",
@@ -501,8 +503,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{ratio:.0%} of bare by rate, {cpu_ratio:.0%} by server CPU (target ≥ 85 %)",
         )
     )
-    log_cpu = check["cpu_us"] / unlogged_check["cpu_us"] - 1
-    log_rate = 1 - check["rate"] / unlogged_check["rate"]
+    log_cpu = _paired(runs["check"], runs["unlogged"], "cpu_us") - 1
+    log_rate = 1 - _paired(runs["check"], runs["unlogged"], "rate")
     rows.append(
         (
             "  the same, decision log sink a no-op",
@@ -555,6 +557,11 @@ def main(argv: list[str] | None = None) -> int:
         f"wrk -t1 -c{a.connections} -d{a.seconds}s"
     )
     return 0
+
+
+def _paired(runs: list[dict[str, Any]], baseline: list[dict[str, Any]], key: str) -> float:
+    """The median over rounds of `runs[i][key] / baseline[i][key]`."""
+    return statistics.median(r[key] / b[key] for r, b in zip(runs, baseline, strict=True))
 
 
 def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
