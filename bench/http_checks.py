@@ -366,6 +366,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=1000, help="checks per check-batch request")
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds (medians)")
     ap.add_argument("--skip-unknown", action="store_true", help="skip the memory run")
+    ap.add_argument(
+        "--dir",
+        help="where the temporary store goes (default: the system's temp dir); check-batch "
+        "writes ~25 MB/s of decision log there, so a slow disk caps its rate",
+    )
     ap.add_argument("--serve-bare", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--serve-unlogged", type=int, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
@@ -378,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed (apt-get install -y wrk)")
     load_before = os.getloadavg()
-    workdir = Path(tempfile.mkdtemp(prefix="authz-http-bench-"))
+    workdir = Path(tempfile.mkdtemp(prefix="authz-http-bench-", dir=a.dir))
     port, bare_port, unlogged_port = free_port(), free_port(), free_port()
     url, bare_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{bare_port}"
     unlogged_url = f"http://127.0.0.1:{unlogged_port}"
@@ -554,7 +559,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"load average (1, 5, 15 min) before {', '.join(f'{x:.2f}' for x in load_before)}; "
         f"after {', '.join(f'{x:.2f}' for x in load_after)}; {os.cpu_count()} cores; "
-        f"wrk -t1 -c{a.connections} -d{a.seconds}s"
+        f"wrk -t1 -c{a.connections} -d{a.seconds}s; store in {a.dir or tempfile.gettempdir()}"
     )
     return 0
 
