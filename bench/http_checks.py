@@ -486,40 +486,34 @@ def main(argv: list[str] | None = None) -> int:
     # the machine's speed drifts between rounds far more than within one.
     ratio = _paired(runs["check"], runs["bare"], "rate")
     cpu_ratio = 1 / _paired(runs["check"], runs["bare"], "cpu_us")
-    rows.append(
-        (
-            "bare Flask constant (POST /, same body)",
-            f"{base['rate']:,.0f} req/s",
-            "-",
-            ms(base["p50_us"]),
-            ms(base["p99_us"]),
-            f"{base['cpu_us']:.0f} µs",
-            "100 % (baseline)",
+
+    def per_request(label: str, run: dict[str, Any], decided: str, verdict: str) -> None:
+        rows.append(
+            (
+                label,
+                f"{run['rate']:,.0f} req/s",
+                decided,
+                ms(run["p50_us"]),
+                ms(run["p99_us"]),
+                f"{run['cpu_us']:.0f} µs",
+                verdict,
+            )
         )
-    )
-    rows.append(
-        (
-            "POST /v1/access/check",
-            f"{check['rate']:,.0f} req/s",
-            f"{check['rate']:,.0f}",
-            ms(check["p50_us"]),
-            ms(check["p99_us"]),
-            f"{check['cpu_us']:.0f} µs",
-            f"{ratio:.0%} of bare by rate, {cpu_ratio:.0%} by server CPU (target ≥ 85 %)",
-        )
+
+    per_request("bare Flask constant (POST /, same body)", base, "-", "100 % (baseline)")
+    per_request(
+        "POST /v1/access/check",
+        check,
+        f"{check['rate']:,.0f}",
+        f"{ratio:.0%} of bare by rate, {cpu_ratio:.0%} by server CPU (target ≥ 85 %)",
     )
     log_cpu = _paired(runs["check"], runs["unlogged"], "cpu_us") - 1
     log_rate = 1 - _paired(runs["check"], runs["unlogged"], "rate")
-    rows.append(
-        (
-            "  the same, decision log sink a no-op",
-            f"{unlogged_check['rate']:,.0f} req/s",
-            f"{unlogged_check['rate']:,.0f}",
-            ms(unlogged_check["p50_us"]),
-            ms(unlogged_check["p99_us"]),
-            f"{unlogged_check['cpu_us']:.0f} µs",
-            f"the log costs a check {log_cpu:+.0%} CPU, {log_rate:+.0%} rate (target ≤ 10 %)",
-        )
+    per_request(
+        "  the same, decision log sink a no-op",
+        unlogged_check,
+        f"{unlogged_check['rate']:,.0f}",
+        f"the log costs a check {log_cpu:+.0%} CPU, {log_rate:+.0%} rate (target ≤ 10 %)",
     )
     rows.append(
         (
