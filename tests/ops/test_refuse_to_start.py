@@ -63,3 +63,27 @@ def test_serve_refuses_policy_files_that_do_not_load(
     assert len(errors) == 1 and errors[0].startswith("authz: "), done.stderr
     assert expected in errors[0]
     assert "Traceback" not in done.stderr
+
+
+def test_serve_refuses_a_port_another_server_listens_on(
+    app: object, settings_env: dict[str, str]
+) -> None:
+    """Workers bind with SO_REUSEPORT; without this check a second server would share the port
+    with the first, silently, and take half its connections."""
+    import socket
+
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "authz.cli", "serve", "--workers", "2", "--port", str(port)],
+            cwd=ROOT,
+            env={**os.environ, **settings_env, "PYTHONPATH": str(ROOT)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode != 0, done.stdout + done.stderr
+    errors = done.stderr.strip().splitlines()
+    assert errors == [f"authz: cannot listen on 127.0.0.1:{port}: Address already in use"]
