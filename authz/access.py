@@ -264,10 +264,12 @@ class AccessService:
             requests.append(self._request(caller, item, f"checks[{i}]", memo))
         # One moment and one view of the facts for the whole batch: a policy question asked
         # twice (a page of invoices of one client) is answered once.
-        now, answers = self.engine.now(), Engine.new_memo()
-        decide = self._decide
+        now = self.engine.now()
+        answers: Answers = {}
         return {
-            "results": [decide(r, rejected, now, answers).as_dict() for r, rejected in requests],
+            "results": [
+                self._decide(r, rejected, now, answers).as_dict() for r, rejected in requests
+            ],
             "revision": str(self.facts.revision),
         }
 

@@ -414,9 +414,13 @@ class DecisionLog:
                             copy.write_row(values)
                 else:
                     # Many rows a statement: one step and one release of the GIL per statement
-                    # instead of per row, which matters beside request threads.
-                    for start in range(0, len(rows), _ROWS_PER_STATEMENT):
-                        chunk = rows[start : start + _ROWS_PER_STATEMENT]
+                    # instead of per row, which matters beside request threads. Statements are
+                    # of power-of-two sizes, so that the few texts are parsed once and reused.
+                    start = 0
+                    while start < len(rows):
+                        size = min(_ROWS_PER_STATEMENT, 1 << (len(rows) - start).bit_length() - 1)
+                        chunk = rows[start : start + size]
+                        start += size
                         flat: list[Any] = []
                         for _, values in chunk:
                             flat += values
@@ -432,16 +436,16 @@ _SECOND = dt.timedelta(seconds=1)
 # taken costs both threads a switch (measured: offering every 32 rows made the writer's own
 # CPU 1.6x what it is alone), and the interpreter forces one every 5 ms anyway.
 _YIELD_EVERY = 256
-# 16 parameters a row. SQLite 3.32+ takes 32,766 parameters a statement, so a batch is one
-# statement (each one releases and retakes the GIL); older SQLite takes 999, so 60 rows.
-_ROWS_PER_STATEMENT = 2000 if sqlite3.sqlite_version_info >= (3, 32, 0) else 60
+# 16 parameters a row. SQLite 3.32+ takes 32,766 parameters a statement, so a batch is a few
+# statements (each one releases and retakes the GIL); older SQLite takes 999, so 32 rows.
+_ROWS_PER_STATEMENT = 1024 if sqlite3.sqlite_version_info >= (3, 32, 0) else 32
 _COLUMNS = (
     "id, at, org_id, actor, subject, action, resource, owner_client_id, allowed, reason, rule, "
     "policy_digest, revision, prev_hash, hash, hash_format"
 )
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=16)  # one text per power of two up to _ROWS_PER_STATEMENT
 def _insert_sql(rows: int) -> str:
     """SQLite's `INSERT … VALUES (…), (…)` for `rows` rows: placeholders only, never values."""
     one = "(" + ", ".join(["?"] * 16) + ")"

@@ -243,8 +243,9 @@ class Access:
         }
 
 
-#: A batch's answers: (subject, Casbin request, resource type) → (allowed, reason, rule).
-Answers = dict[tuple["Subject", tuple[str, str, str, str], str], tuple[bool, str, str]]
+#: A batch's answers: (subject, Casbin request) → (allowed, reason, rule). The request's action
+#: fixes the resource type (`_prepare` refuses any other), so the pair is the whole question.
+Answers = dict[tuple["Subject", tuple[str, str, str, str]], tuple[bool, str, str]]
 
 
 class _Denied(NamedTuple):
@@ -293,8 +294,8 @@ class Engine:
         """One decision (the facts as they are; call `ensure_fresh` first for consistency).
 
         `now` and `memo` are a batch's: one moment for all its checks, and the answers to the
-        policy questions it already asked (the same subject, Casbin request and resource type
-        always get the same answer over one view of the facts)."""
+        policy questions it already asked (the same subject and Casbin request always get the
+        same answer over one view of the facts)."""
         if now is None:
             now = self.now()
         prepared = self._prepare(request)
@@ -307,7 +308,7 @@ class Engine:
             if memo is None:
                 allowed, reason, rule = self._answer(request, prepared, now)
             else:
-                key = (request.subject, prepared, request.resource.type)
+                key = (request.subject, prepared)
                 found = memo.get(key)
                 if found is None:
                     found = memo[key] = self._answer(request, prepared, now)
@@ -364,13 +365,9 @@ class Engine:
 
     def check_batch(self, requests: Sequence[CheckRequest]) -> list[Decision]:
         """Decisions in the order asked, at one moment, each policy question answered once."""
-        now, memo = self.now(), self.new_memo()
+        now = self.now()
+        memo: Answers = {}
         return [self.check(r, now, memo) for r in requests]
-
-    @staticmethod
-    def new_memo() -> Answers:
-        """An empty memo of policy answers, for the checks of one batch."""
-        return {}
 
     def evaluate(
         self, sub: str, owner: str, act: str, pm: str, now: dt.datetime | None = None
