@@ -97,8 +97,10 @@ class AccessService:
         runtime.store.policy_digest = lambda: self.policy.digest
 
     def close(self) -> None:
-        """Write what the decision log still holds."""
+        """Write what the decision log still holds; leave a snapshot of a large fact index for
+        the next start (`FactIndex.save`)."""
         self.log.close()
+        self.facts.save(self.runtime.store)
 
     def fresh(self, consistency: Consistency) -> int:
         """Make the facts at least as new as asked; the default sees every returned write."""

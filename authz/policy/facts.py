@@ -8,11 +8,14 @@ so unknown subjects cannot grow memory.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import datetime as dt
 import sys
 import threading
 from array import array
 from collections.abc import Iterable, Iterator
+from pathlib import Path as FilePath
 from typing import Any, NamedTuple
 
 from sqlalchemy import select
@@ -22,6 +25,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from authz import clock, grants
 from authz.errors import StoreUnavailable
 from authz.links import ENTITLEMENT
+from authz.policy import snapshot
 from authz.store.db import Store
 from authz.store.models import (
     AuditEvent,
@@ -35,6 +39,7 @@ from authz.store.models import (
     RevokedToken,
     State,
 )
+from authz.store.revision_hint import RevisionHint
 
 # Client flags (one byte per client).
 _LIVE, _ACTIVE, _VERIFIED, _MINOR = 1, 2, 4, 8
@@ -44,6 +49,8 @@ _ST = {s: i for i, s in enumerate(STATUSES)}
 _LV = {s: i for i, s in enumerate(LEVELS)}
 _ACTIVE_STATUS = _ST["active"]
 _NONE = -1
+# Smaller indexes read the store quickly enough without a snapshot.
+SNAPSHOT_MIN_ROWS = 100_000
 # Above this many touched rows, one full reload is cheaper than row-by-row refresh.
 _FULL_RELOAD_AT = 50_000
 
@@ -168,6 +175,20 @@ def _micros(value: Any) -> int:
     return (moment - _EPOCH) // _US or 1
 
 
+def _return_free_memory() -> None:
+    """Hand the C heap's free pages back to the system (glibc only): a full read frees the
+    temporaries of millions of rows, which the allocator would otherwise keep as resident
+    memory (measured at a million grants: 456 MB resident after the load, 439 MB after this)."""
+    with contextlib.suppress(OSError, AttributeError):  # AttributeError: not glibc
+        ctypes.CDLL(None).malloc_trim(0)
+
+
+def _snapshot_file(store: Store) -> FilePath | None:
+    """Where an SQLite store's snapshot lives (beside its file); None for other stores."""
+    database = RevisionHint.database_file(store.engine.url.render_as_string(hide_password=False))
+    return database.with_name(database.name + "-facts") if database is not None else None
+
+
 def _raw_chunks(session: Any, stmt: Any) -> Iterator[list[tuple[Any, ...]]]:
     """The rows of `stmt` as plain DBAPI tuples, a chunk at a time: ORM rows and their type
     processing cost more than the whole index at a million grants. Values arrive as the driver
@@ -252,6 +273,10 @@ class FactIndex:
         self.revision = 0
         #: What the last refresh read: audit rows and the entities it reloaded (for tests, metrics).
         self.last_refresh: dict[str, int] = {}
+        #: The store state this index holds (revision, newest audit event), for snapshots.
+        self.anchor: snapshot.Anchor | None = None
+        #: Where the last full read came from: "store" or "snapshot".
+        self.loaded_from = ""
         self._lock = threading.Lock()
         self._clear()
 
@@ -426,9 +451,15 @@ class FactIndex:
 
     @classmethod
     def load(cls, store: Store, majority_age: int = 18) -> FactIndex:
-        """Read every fact from the store (start-up)."""
-        index = cls(majority_age)
-        index.reload(store)
+        """Every fact (start-up): the store's snapshot and the changes since, if it has a usable
+        one (`authz.policy.snapshot`), else every row of the store."""
+        index = cls._restore(store, majority_age)
+        if index is None:
+            index = cls(majority_age)
+            index.reload(store)
+        else:
+            index.refresh(store)
+            _return_free_memory()
         return index
 
     def reload(self, store: Store) -> None:
@@ -447,14 +478,122 @@ class FactIndex:
                 _raw_chunks(session, select(PaymentMethod.id, PaymentMethod.client_id)),
                 unique=True,
             )
-            now = clock.now().timestamp()
-            for row in session.execute(select(RevokedToken.jti, RevokedToken.expires_at)):
-                self._put_revoked(row[0], row[1], now)
-            for oc in session.execute(
-                select(OAuthClient.client_id, OAuthClient.org_id, OAuthClient.disabled_at)
-            ):
-                self.put_oauth_client(oc)
+            self._read_tokens_and_oauth(session)
+            newest = session.execute(
+                select(AuditEvent.seq, AuditEvent.hash)
+                .where(AuditEvent.revision <= revision)
+                .order_by(AuditEvent.seq.desc())
+                .limit(1)
+            ).first()
+            self.anchor = snapshot.Anchor(revision, *newest) if newest is not None else None
             self.revision = revision
+            self.loaded_from = "store"
+        _return_free_memory()
+
+    def _read_tokens_and_oauth(self, session: Any) -> None:
+        now = clock.now().timestamp()
+        for row in session.execute(select(RevokedToken.jti, RevokedToken.expires_at)):
+            self._put_revoked(row[0], row[1], now)
+        for oc in session.execute(
+            select(OAuthClient.client_id, OAuthClient.org_id, OAuthClient.disabled_at)
+        ):
+            self.put_oauth_client(oc)
+
+    # -- snapshots (`authz.policy.snapshot`) ------------------------------------------------
+
+    def save(self, store: Store, min_rows: int | None = None) -> bool:
+        """Save this index as the snapshot of an SQLite store, if it holds at least `min_rows`
+        (default `SNAPSHOT_MIN_ROWS`) clients and grants; True if saved."""
+        path = _snapshot_file(store)
+        least = SNAPSHOT_MIN_ROWS if min_rows is None else min_rows
+        with self._lock:
+            if path is None or self.anchor is None or len(self.c_id) + len(self.l_id) < least:
+                return False
+            saved = snapshot.read_anchor(path)
+            if saved == self.anchor:
+                return False
+            sections = {
+                "org_ids": self.org_ids,
+                "org_names": self.org_names,
+                "org_portal": list(self.org_portal),
+                "providers": self.providers,
+                "reviewers": self.reviewers,
+                "words": self.words,
+                "c_id": self.c_id,
+                "c_rec": self.c_rec,
+                "g_key": self.g_key,
+                "g_head": self.g_head,
+                "l_id": self.l_id,
+                "l_rec": self.l_rec,
+                "free": self._free,
+                "pm_ids": list(self.pm),
+                "pm_rows": array("i", self.pm.values()),
+            }
+            try:
+                snapshot.write(path, self.anchor, sections)
+            except OSError:  # a cache: the next start reads the store instead
+                return False
+            return True
+
+    @classmethod
+    def _restore(cls, store: Store, majority_age: int) -> FactIndex | None:
+        """The index of the store's snapshot, if the store's history still holds its anchor;
+        not yet refreshed."""
+        path = _snapshot_file(store)
+        saved = snapshot.read(path) if path is not None else None
+        if saved is None:
+            return None
+        anchor, sections = saved
+        index = cls(majority_age)
+        try:
+            index._take(sections)
+        except (KeyError, TypeError, ValueError):
+            return None
+        with store.read() as session:
+            found = session.execute(
+                select(AuditEvent.hash).where(AuditEvent.seq == anchor.seq)
+            ).scalar_one_or_none()
+            revision = int(session.execute(select(State.revision)).scalar_one())
+            if found != anchor.hash or revision < anchor.revision:
+                return None
+            index._read_tokens_and_oauth(session)
+        index.revision, index.anchor, index.loaded_from = anchor.revision, anchor, "snapshot"
+        return index
+
+    def _take(self, sections: dict[str, Any]) -> None:
+        """Fill this empty index from a snapshot's sections; ValueError if they disagree."""
+        c_rec, g_head, l_rec, pm_rows = (
+            sections[k] for k in ("c_rec", "g_head", "l_rec", "pm_rows")
+        )
+        c_id, g_key, l_id, pm_ids = (sections[k] for k in ("c_id", "g_key", "l_id", "pm_ids"))
+        org_ids, org_names, org_portal = (
+            sections[k] for k in ("org_ids", "org_names", "org_portal")
+        )
+        if (
+            (c_rec.typecode, g_head.typecode, l_rec.typecode, pm_rows.typecode)
+            != (self.c_rec.typecode, self.g_head.typecode, self.l_rec.typecode, "i")
+            or len(c_rec) != _C * len(c_id)
+            or len(l_rec) != _L * len(l_id)
+            or len(g_head) != len(g_key)
+            or len(pm_rows) != len(pm_ids)
+            or not len(org_ids) == len(org_names) == len(org_portal)
+        ):
+            raise ValueError("snapshot sections disagree")
+        self.org_ids, self.org_names = org_ids, org_names
+        self.orgs = dict(zip(org_ids, range(len(org_ids)), strict=True))
+        self.org_portal = bytearray(org_portal)
+        for table, rows in ((self.providers, "providers"), (self.reviewers, "reviewers")):
+            table.update({k: (int(org), str(name)) for k, (org, name) in sections[rows].items()})
+        self.words = [sys.intern(w) for w in sections["words"]]
+        self._words = dict(zip(self.words, range(len(self.words)), strict=True))
+        self.c_id, self.c_rec = c_id, c_rec
+        self._ci = dict(zip(c_id, range(len(c_id)), strict=True))
+        self.g_key, self.g_head = g_key, g_head
+        self._groups = dict(zip(g_key, range(len(g_key)), strict=True))
+        self.l_id, self.l_rec, self._free = l_id, l_rec, [int(i) for i in sections["free"]]
+        self._li = _IdTable(l_id)
+        self._li.rebuild()
+        self.pm = dict(zip(pm_ids, pm_rows, strict=True))
 
     def put_org(self, row: Any) -> None:
         i = self.orgs.get(row[0])
@@ -622,12 +761,18 @@ class FactIndex:
                 return self.revision
             # Every revision <= newest has committed: writers take the state row lock in turn.
             events = session.execute(
-                select(AuditEvent.kind, AuditEvent.entity_id, AuditEvent.client_ids)
+                select(
+                    AuditEvent.kind,
+                    AuditEvent.entity_id,
+                    AuditEvent.client_ids,
+                    AuditEvent.seq,
+                    AuditEvent.hash,
+                )
                 .where(AuditEvent.revision > self.revision, AuditEvent.revision <= newest)
                 .order_by(AuditEvent.seq)
             ).all()
             touched: dict[str, set[str]] = {k: set() for k in _TOUCHED}
-            for kind, entity, client_ids in events:
+            for kind, entity, client_ids, _, _ in events:
                 family = kind.partition(".")[0]
                 key = _FAMILIES.get(family)
                 if key is None:
@@ -642,6 +787,10 @@ class FactIndex:
         with self._lock, store.read() as session:
             self._apply(session, touched)
             self.last_refresh = {"events": len(events)} | {k: len(v) for k, v in touched.items()}
+            if events:
+                self.anchor = snapshot.Anchor(newest, events[-1].seq, events[-1].hash)
+            elif self.anchor is not None:
+                self.anchor = self.anchor._replace(revision=newest)
             self.revision = max(self.revision, newest)
             return self.revision
 
