@@ -35,7 +35,7 @@ class Anchor(NamedTuple):
 
 def write(path: Path, anchor: Anchor, sections: dict[str, array[Any] | Any]) -> None:
     """Save `sections` (arrays, or values JSON can hold) atomically: readers see the old file
-    or the whole new one."""
+    or the whole new one. The file is the owner's alone: it holds names and email addresses."""
     parts: list[tuple[str, str, bytes]] = []
     for name, value in sections.items():
         if isinstance(value, array):
@@ -53,7 +53,7 @@ def write(path: Path, anchor: Anchor, sections: dict[str, array[Any] | Any]) -> 
     }
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "wb") as out:
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
             out.write(MAGIC)
             out.write(json.dumps(header).encode() + b"\n")
             for _, _, data in parts:

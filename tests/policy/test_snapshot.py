@@ -200,6 +200,7 @@ def test_the_file_format_round_trips_and_refuses_what_it_did_not_write(tmp_path:
     assert snapshot.read_anchor(path) == anchor
     assert snapshot.read(path) == (anchor, sections)
     assert list(tmp_path.iterdir()) == [path], "no temporary file is left behind"
+    assert path.stat().st_mode & 0o777 == 0o600, "names and emails: the owner's alone"
     assert snapshot.read(tmp_path / "missing") is None
     path.write_bytes(snapshot.MAGIC + b"{not json\n")
     assert snapshot.read(path) is None and snapshot.read_anchor(path) is None
