@@ -22,7 +22,12 @@ from authz.runtime import Runtime
 from authz.store import migrate
 from authz.store.db import Store, make_engine
 from authz.store.models import AuditEvent
-from tests.policy.test_store_facts import SETTINGS, family, verify_email
+from tests.policy.test_store_facts import (
+    SETTINGS,
+    family,
+    revoke_portal_access,
+    verify_email,
+)
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
 
@@ -106,16 +111,7 @@ def test_a_restart_reads_the_snapshot_and_the_changes_since(sqlite_store: Store)
     assert ("caregiver_full", ids["link"]) in observe(restarted, everyone, pms)["paths"][
         (ids["jenna"], ids["sam"])
     ]
-    lee = Principal(kind="provider", id=ids["prv"], org_id=ids["org"])
-    links.patch_link(
-        store,
-        SETTINGS,
-        lee,
-        ids["org"],
-        ids["sam"],
-        ids["link"],
-        {"portal_access": {"enabled": False}},
-    )
+    revoke_portal_access(store, ids)
     restarted.ensure_fresh(store)
     assert ("caregiver_full", ids["link"]) not in observe(restarted, everyone, pms)["paths"][
         (ids["jenna"], ids["sam"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import tracemalloc
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -76,6 +77,20 @@ def family(store: Store) -> dict[str, str]:
     }
 
 
+def revoke_portal_access(store: Store, ids: dict[str, str]) -> dict[str, Any]:
+    """Dr. Lee turns the family's portal access off (from the care receiver's side)."""
+    lee = Principal(kind="provider", id=ids["prv"], org_id=ids["org"])
+    return links.patch_link(
+        store,
+        SETTINGS,
+        lee,
+        ids["org"],
+        ids["sam"],
+        ids["link"],
+        {"portal_access": {"enabled": False}},
+    )
+
+
 def pay(engine: Engine, ids: dict[str, str], pm: str) -> bool:
     subject = Subject(f"client:{ids['jenna']}", ids["org"], ids["jenna"])
     req = CheckRequest(subject, "invoice.pay", Resource("invoice", "inv_1", ids["sam"]), pm)
@@ -96,16 +111,7 @@ def test_grant_lifecycle_is_seen_incrementally(store: Store) -> None:
     assert pay(engine, ids, "pm_sam")
     assert not pay(engine, ids, "pm_jenna")  # payment isolation
 
-    lee = Principal(kind="provider", id=ids["prv"], org_id=ids["org"])
-    revoked = links.patch_link(
-        store,
-        SETTINGS,
-        lee,
-        ids["org"],
-        ids["sam"],
-        ids["link"],
-        {"portal_access": {"enabled": False}},
-    )
+    revoked = revoke_portal_access(store, ids)
     # The consistency token of the revoke is enough to never allow afterwards.
     facts.ensure_fresh(store, int(revoked["revision"]))
     assert facts.revision >= int(revoked["revision"])
