@@ -1,6 +1,6 @@
 """Decision benchmark: the engine at N active grants beside pycasbin and a dict, same run.
 
-    python -m bench decisions [--sizes 1000,100000,1000000] [--samples 20000] [--rounds 3]
+    python -m bench decisions [--sizes 1000,100000,1000000] [--samples 20000] [--rounds 7]
 
 Each measurement runs in its own process over a SQLite store of N grants (families of two
 parents and two children, each parent holding an active grant on each child), so start-up time
@@ -403,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--glines-max", type=int, default=1_000_000)
     ap.add_argument(
-        "--rounds", type=int, default=3, help="paired rounds of the smallest and largest size"
+        "--rounds", type=int, default=7, help="paired rounds of the smallest and largest size"
     )
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--size", type=int, help=argparse.SUPPRESS)
