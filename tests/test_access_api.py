@@ -112,6 +112,37 @@ def test_batch_answers_in_order(api: Api) -> None:
     assert r.status_code == 400
 
 
+def test_a_batch_is_recorded_before_it_is_answered(api: Api, monkeypatch) -> None:
+    from sqlalchemy import select
+
+    from authz.access import service
+    from authz.store.models import Decision
+
+    f = _family(api)
+    check = {
+        "token": f["delegated"],
+        "action": "invoice.pay",
+        "resource": {"type": "invoice", "id": "inv_1", "owner": f["sam"]["id"]},
+    }
+    checks = [
+        {**check, "context": {"payment_method": "pm_sam"}},
+        {**check, "context": {"payment_method": "pm_jenna"}},
+    ]
+    got = api.ok("POST", "/v1/access/check-batch", {"checks": checks}, token=f["service"])
+    ids = [r["decision_id"] for r in got["results"]]
+    with api.rt.store.read() as session:  # no flush: the rows are there already
+        rows = {d.id: d for d in session.scalars(select(Decision).where(Decision.id.in_(ids)))}
+    assert [rows[i].allowed for i in ids] == [True, False]
+
+    def cannot_write(decisions: Any) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(service(api.rt).log, "_insert", cannot_write)
+    r = api.call("POST", "/v1/access/check-batch", {"checks": checks}, token=f["service"])
+    assert r.status_code == 503 and "results" not in r.get_json(), r.get_json()
+    assert r.get_json()["detail"] == "decisions cannot be recorded: OSError"
+
+
 def test_bad_check_requests_are_problems(api: Api) -> None:
     service = api.service_token("authz:check")
     for body in (

@@ -2,7 +2,8 @@
 
 Checks append to memory; a background thread writes batches in one transaction each, chained
 like the audit trail. If the store cannot take them (a failed write, or too many pending),
-`append` raises `DecisionLogUnavailable` so that checks fail closed until a write succeeds.
+appending raises `DecisionLogUnavailable` so that checks fail closed until a write succeeds. A
+check-batch writes its own decisions (`write`) before it answers, and fails if it cannot.
 
 Each row's hash is sha256 over the previous row's hash and the row's content. Rows carry the
 form of that content in `hash_format`: 2 (`canonical_v2`, several times cheaper to build than
@@ -261,6 +262,25 @@ class DecisionLog:
         if len(self.pending) >= self.max_pending:
             raise DecisionLogUnavailable("the decision log is behind; refusing to decide")
         self.pending.append(decision)
+
+    def write(self, decisions: list[Decision]) -> None:
+        """Record `decisions` now, in the caller's thread, or raise `DecisionLogUnavailable`:
+        a check-batch answers only what is recorded. Its rows go in one transaction here
+        instead of through the writer thread, which would fight the request threads for the
+        GIL over them (check-batch, paired runs: see `AccessService.check_batch`)."""
+        if not decisions:
+            return
+        with self._write_lock:
+            try:
+                self._insert(decisions)
+            except Exception as exc:
+                self.failure = f"{type(exc).__name__}"
+                raise DecisionLogUnavailable(
+                    f"decisions cannot be recorded: {self.failure}"
+                ) from exc
+            if self._thread is None or self._thread.is_alive() or self._stop.is_set():
+                self.failure = None  # a dead writer stays reported
+            self.written += len(decisions)
 
     def flush(self) -> int:
         """Write everything pending now; return how many rows were written."""
