@@ -210,6 +210,14 @@ def requests(grants: int, samples: int) -> list[Any]:
     return reqs
 
 
+def _best_of_three(check: Any, reqs: list[Any]) -> dict[str, float]:
+    """Median and p99 of the best of three timed passes, after a warm-up: the machine is
+    shared, and a pass that another process slowed down says nothing about the engine."""
+    for r in reqs[:2000]:
+        check(r)
+    return min((_stats(_timed(check, reqs)) for _ in range(3)), key=lambda s: s["median_us"])
+
+
 def worker_engine(db: Path, grants: int, samples: int) -> dict[str, Any]:
     """Start the engine over the store; time decisions, the log's overhead, unknown subjects."""
     from authz.policy.decision_log import DecisionLog
@@ -229,19 +237,11 @@ def worker_engine(db: Path, grants: int, samples: int) -> dict[str, Any]:
     gc.freeze()
     rss = rss_mb()
     reqs = requests(grants, samples)
-    for r in reqs[:2000]:
-        engine.check(r)
-    # The best of three passes: the machine is shared, and a pass that another process
-    # slowed down says nothing about the engine.
-    plain = min(
-        (_stats(_timed(engine.check, reqs)) for _ in range(3)), key=lambda s: s["median_us"]
-    )
+    plain = _best_of_three(engine.check, reqs)
     allowed = sum(engine.check(r).allowed for r in reqs[:1000])
     log = DecisionLog(store)  # as the service runs it
     logged_engine = Engine(engine.policy, facts, log=log)
-    logged = min(
-        (_stats(_timed(logged_engine.check, reqs)) for _ in range(3)), key=lambda s: s["median_us"]
-    )
+    logged = _best_of_three(logged_engine.check, reqs)
     log.close()
     before = rss_mb()
     for i in range(100_000):
@@ -271,35 +271,31 @@ def worker_engine(db: Path, grants: int, samples: int) -> dict[str, Any]:
     }
 
 
-def worker_median(db: Path, grants: int, samples: int) -> dict[str, Any]:
-    """The engine's median alone, started from the snapshot (for the paired rounds)."""
-    from authz.policy.engine import Engine, PolicySet
-    from authz.policy.facts import FactIndex
-    from authz.store.db import Store
-
-    engine = Engine(PolicySet.load(), FactIndex.load(Store.from_url(f"sqlite:///{db}")))
-    gc.collect()
-    gc.freeze()
-    reqs = requests(grants, samples)
-    for r in reqs[:2000]:
-        engine.check(r)
-    return min((_stats(_timed(engine.check, reqs)) for _ in range(3)), key=lambda s: s["median_us"])
-
-
-def worker_restart(db: Path) -> dict[str, Any]:
-    """Start the engine again, from the snapshot the engine worker saved."""
+def _restarted(db: Path) -> tuple[Any, float]:
+    """The engine started again (from the snapshot the engine worker saved), settled as a
+    worker settles, and the seconds its start took."""
     from authz.policy.engine import Engine, PolicySet
     from authz.policy.facts import FactIndex
     from authz.store.db import Store
 
     t0 = time.perf_counter()
-    store = Store.from_url(f"sqlite:///{db}")
-    facts = FactIndex.load(store)
-    Engine(PolicySet.load(), facts)
+    engine = Engine(PolicySet.load(), FactIndex.load(Store.from_url(f"sqlite:///{db}")))
     startup = time.perf_counter() - t0
     gc.collect()
     gc.freeze()
-    return {"startup_s": startup, "rss_mb": rss_mb(), "loaded_from": facts.loaded_from}
+    return engine, startup
+
+
+def worker_median(db: Path, grants: int, samples: int) -> dict[str, Any]:
+    """The engine's median alone, after a restart (for the paired rounds)."""
+    engine, _ = _restarted(db)
+    return _best_of_three(engine.check, requests(grants, samples))
+
+
+def worker_restart(db: Path) -> dict[str, Any]:
+    """Start-up and resident memory of a restart."""
+    engine, startup = _restarted(db)
+    return {"startup_s": startup, "rss_mb": rss_mb(), "loaded_from": engine.facts.loaded_from}
 
 
 def worker_dict(grants: int, samples: int) -> dict[str, Any]:

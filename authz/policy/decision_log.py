@@ -272,15 +272,11 @@ class DecisionLog:
             return
         with self._write_lock:
             try:
-                self._insert(decisions)
+                self._record(decisions)
             except Exception as exc:
-                self.failure = f"{type(exc).__name__}"
                 raise DecisionLogUnavailable(
                     f"decisions cannot be recorded: {self.failure}"
                 ) from exc
-            if self._thread is None or self._thread.is_alive() or self._stop.is_set():
-                self.failure = None  # a dead writer stays reported
-            self.written += len(decisions)
 
     def flush(self) -> int:
         """Write everything pending now; return how many rows were written."""
@@ -313,17 +309,22 @@ class DecisionLog:
             batch = [self.pending[i] for i in range(min(self.batch_size, len(self.pending)))]
             if not batch:
                 return 0
-            try:
-                self._insert(batch)
-            except Exception as exc:
-                self.failure = f"{type(exc).__name__}"
-                raise
+            self._record(batch)
             for _ in batch:
                 self.pending.popleft()
-            if self._thread is None or self._thread.is_alive() or self._stop.is_set():
-                self.failure = None  # a dead writer stays reported
-            self.written += len(batch)
             return len(batch)
+
+    def _record(self, decisions: list[Decision]) -> None:
+        """Insert `decisions` (the caller holds `_write_lock`), keeping `failure` current: set
+        by a failed write, cleared by a good one."""
+        try:
+            self._insert(decisions)
+        except Exception as exc:
+            self.failure = f"{type(exc).__name__}"
+            raise
+        if self._thread is None or self._thread.is_alive() or self._stop.is_set():
+            self.failure = None  # a dead writer stays reported
+        self.written += len(decisions)
 
     def _insert(self, decisions: list[Decision]) -> None:
         postgres = self.store.engine.dialect.name == "postgresql"

@@ -538,16 +538,10 @@ class FactIndex:
     @classmethod
     def _restore(cls, store: Store, majority_age: int) -> FactIndex | None:
         """The index of the store's snapshot, if the store's history still holds its anchor;
-        not yet refreshed."""
+        not yet refreshed. The anchor (the file's header) is checked before the file is read."""
         path = _snapshot_file(store)
-        saved = snapshot.read(path) if path is not None else None
-        if saved is None:
-            return None
-        anchor, sections = saved
-        index = cls(majority_age)
-        try:
-            index._take(sections)
-        except (KeyError, TypeError, ValueError):
+        anchor = snapshot.read_anchor(path) if path is not None else None
+        if path is None or anchor is None:
             return None
         with store.read() as session:
             found = session.execute(
@@ -555,6 +549,14 @@ class FactIndex:
             ).scalar_one_or_none()
             revision = int(session.execute(select(State.revision)).scalar_one())
             if found != anchor.hash or revision < anchor.revision:
+                return None
+            saved = snapshot.read(path)
+            if saved is None or saved[0] != anchor:  # replaced since its header was read
+                return None
+            index = cls(majority_age)
+            try:
+                index._take(saved[1])
+            except (KeyError, TypeError, ValueError):
                 return None
             index._read_tokens_and_oauth(session)
         index.revision, index.anchor, index.loaded_from = anchor.revision, anchor, "snapshot"
