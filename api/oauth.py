@@ -20,7 +20,7 @@ from authz.rfc7009 import Revocation
 from authz.rfc7523 import PrivateKeyJWT
 from authz.rfc7662 import Introspection
 from authz.runtime import Runtime
-from authz.token_issuer import token_generator
+from authz.token_issuer import record_issued, token_generator
 
 bp = Blueprint("oauth", __name__)
 AUTH_METHODS = ["client_secret_basic", "private_key_jwt"]
@@ -42,7 +42,10 @@ def build_server(app: Flask, rt: Runtime) -> AuthorizationServer:
     server.init_app(
         app,
         query_client=query_client,
-        save_token=lambda token, request: None,  # JWTs are self-contained; revocations are stored
+        # JWTs are self-contained: what is saved is the audit of every token issued.
+        save_token=lambda token, request: record_issued(
+            rt, token["access_token"], getattr(request, "user", None)
+        ),
     )
     server.register_token_generator("default", token_generator(rt))
     server.register_client_auth_method("private_key_jwt", PrivateKeyJWT(rt))

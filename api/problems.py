@@ -32,8 +32,14 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(AuthzError)
     def _core(exc: AuthzError) -> Response:
+        newest = getattr(exc, "newest", None)
         return problem(
-            exc.status, exc.title, exc.detail, exc.slug, errors=getattr(exc, "errors", None)
+            exc.status,
+            exc.title,
+            exc.detail,
+            exc.slug,
+            errors=getattr(exc, "errors", None),
+            newest_revision=str(newest) if newest is not None else None,
         )
 
     @app.errorhandler(StoreUnavailable)

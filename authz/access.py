@@ -14,11 +14,12 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from authz import rfc9068
-from authz.errors import Forbidden, Unauthenticated, ValidationFailed
+from authz.errors import Forbidden, RevisionNotReached, Unauthenticated, ValidationFailed
 from authz.policy.decision_log import DecisionLog
 from authz.policy.engine import (
     Answers,
@@ -30,11 +31,13 @@ from authz.policy.engine import (
     Subject,
 )
 from authz.policy.facts import FactIndex
-from authz.policy.tokens import TokenCache
+from authz.policy.tokens import TokenCache, audiences_of
 from authz.principals import CHECK_SCOPE, CHECK_SUBJECTS_SCOPE, REVIEW_SCOPE, Principal
 from authz.runtime import Runtime
 
 MAX_BATCH = 1000
+#: How long a check waits for a consistency token's revision before refusing it (seconds).
+AT_LEAST_WAIT = 2.0
 _CHECK_FIELDS = {"token", "subject", "acting_as", "action", "resource", "context", "consistency"}
 #: The rule of a denial for the user's token, before any policy line.
 TOKEN_RULE = "token: the user's access token must verify and still be good (RFC 9068, RFC 7009)"
@@ -104,8 +107,22 @@ class AccessService:
         self.facts.save(self.runtime.store)
 
     def fresh(self, consistency: Consistency) -> int:
-        """Make the facts at least as new as asked; the default sees every returned write."""
-        return self.facts.ensure_fresh(self.runtime.store, consistency.at_least)
+        """Make the facts at least as new as asked; the default sees every returned write.
+        A revision the store has not reached is waited for briefly, then refused: it is never
+        answered with an older state."""
+        revision = self.facts.ensure_fresh(self.runtime.store, consistency.at_least)
+        wanted = consistency.at_least
+        if wanted is None or revision >= wanted:
+            return revision
+        deadline = time.monotonic() + AT_LEAST_WAIT
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+            revision = self.facts.ensure_fresh(self.runtime.store, wanted)
+            if revision >= wanted:
+                return revision
+        raise RevisionNotReached(
+            f"revision {wanted} has not been reached; the newest is {revision}", revision
+        )
 
     def begin(self, caller: Principal | Fresh | str, raw_consistency: Any = None) -> Fresh:
         """Make the facts fresh (once per request), then authenticate the caller (a bearer
@@ -117,31 +134,53 @@ class AccessService:
             consistency = parse_consistency(raw_consistency)
         except ValidationFailed:
             consistency = Consistency(None)
-        self.fresh(consistency)
+        try:
+            self.fresh(consistency)
+        except RevisionNotReached:
+            # Only an authenticated caller learns the newest revision.
+            if not isinstance(caller, Principal):
+                self.authenticate(caller)
+            raise
         return Fresh(caller if isinstance(caller, Principal) else self.authenticate(caller))
 
     def authenticate(self, token: str) -> Principal:
         """The caller of a bearer token that verifies and is still good (facts made fresh by
-        the caller); the same answer as `api.auth.principal`, without reading the store."""
+        the caller): the one answer for the bearer API, the decision API and introspection."""
+        _, principal, problem = self.status(token)
+        if problem is not None or principal is None:
+            raise Unauthenticated(f"access token rejected: {problem}")
+        return principal
+
+    def status(self, token: str) -> tuple[dict[str, Any], Principal | None, str | None]:
+        """A token's claims and principal, and why it is not good now (None while it is), on
+        facts the caller made fresh. An unverifiable token has no claims."""
         try:
             verified = self.tokens.live(token, self.facts, self.runtime.settings.majority_age)
         except rfc9068.InvalidToken as exc:
-            raise Unauthenticated(f"access token rejected: {exc}") from None
-        if verified.problem is not None:
-            raise Unauthenticated(f"access token rejected: {verified.problem}")
-        return verified.principal
+            return {}, None, str(exc)
+        except Unauthenticated as exc:
+            return {}, None, exc.detail
+        return verified.claims, verified.principal, verified.problem
 
     # -- subjects -------------------------------------------------------------------------------
 
     def _token_subject(self, caller: Principal, token: str) -> Subject | TokenRejected:
         try:
-            _, principal, subject, problem = self.tokens.live(
+            claims, principal, subject, problem = self.tokens.live(
                 token, self.facts, self.runtime.settings.majority_age
             )
         except rfc9068.InvalidToken as exc:
-            return TokenRejected(Subject(UNVERIFIED, caller.org_id), f"the token {exc}")
+            return TokenRejected(Subject(UNVERIFIED, caller.org_id), str(exc))
+        except Unauthenticated as exc:
+            return TokenRejected(Subject(UNVERIFIED, caller.org_id), exc.detail)
         if problem is None and principal.org_id != caller.org_id:
             problem = "the token is from another organization"
+        if problem is None and not audiences_of(claims) & self.facts.oauth_client_audiences(
+            caller.client_id or ""
+        ):
+            # RFC 9068 §4, RFC 8725 §3.9: the token counts only for an audience the asking
+            # portal backend is registered for.
+            problem = "the token was issued for an audience the asking client is not registered for"
         if problem is not None:
             # The user's token is not good now: a logged deny with its reason, never an
             # error a caller could mistake for allow.

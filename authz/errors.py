@@ -58,6 +58,18 @@ class Conflict(AuthzError):
     slug = "conflict"
 
 
+class RevisionNotReached(Conflict):
+    """A consistency token names a revision the store has not reached: never answered with an
+    older state."""
+
+    title = "Revision not reached"
+    slug = "revision-not-reached"
+
+    def __init__(self, detail: str, newest: int) -> None:
+        super().__init__(detail)
+        self.newest = newest
+
+
 class Gone(AuthzError):
     status = 410
     title = "Gone"

@@ -15,7 +15,7 @@ from authz.config import Settings, TrustedIssuer
 from authz.emails import normalize_email
 from authz.errors import ValidationFailed
 from authz.keys import ALGORITHMS, KeyRing
-from authz.rfc9068 import InvalidToken, check_times
+from authz.rfc9068 import LEEWAY, InvalidToken, check_times
 
 DEV_AUDIENCE = "authz-dev"
 ID_TOKEN_TTL = 600
@@ -112,7 +112,7 @@ def verify_id_token(token: str, settings: Settings, dev_keys: KeyRing | None) ->
         )
     except jwt.PyJWTError as exc:
         raise InvalidToken(f"subject_token rejected: {type(exc).__name__}") from exc
-    check_times(claims, max_lifetime=None)
+    check_times(claims, max_lifetime=None, exp_leeway=LEEWAY)
     email = claims.get("email")
     if not isinstance(email, str):
         raise InvalidToken("subject_token has no email")

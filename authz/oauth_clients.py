@@ -168,6 +168,18 @@ def create_client(
     return out
 
 
+def disable_client(store: Store, actor: str, org_id: str, client_id: str) -> dict[str, Any]:
+    """Disable a portal backend: it authenticates no more, and every token issued to it dies."""
+    with store.write(actor, org_id) as txn:
+        row = txn.session.get(OAuthClient, client_id)
+        if row is None or row.org_id != org_id:
+            raise NotFound(f"OAuth client {client_id} not found")
+        if row.disabled_at is None:
+            row.disabled_at = clock.now()
+            txn.record("oauth_client.disabled", client_id, {"disabled": False}, {"disabled": True})
+    return {"client_id": client_id, "disabled": True, "revision": str(txn.revision)}
+
+
 def list_clients(store: Store, org_id: str) -> list[dict[str, Any]]:
     with store.read() as session:
         rows = session.scalars(select(OAuthClient).where(OAuthClient.org_id == org_id))

@@ -73,7 +73,7 @@ class PortalVerifier:
         introspection_url: str | None = None,
         jwks_lifespan: float = 300.0,
         refresh_cooldown: float = 10.0,
-        leeway: int = 30,
+        leeway: int = 5,
         timeout: float = 5.0,
     ) -> None:
         base = issuer.rstrip("/")

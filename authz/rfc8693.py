@@ -24,10 +24,13 @@ from authlib.oauth2.rfc6749.errors import (
     UnauthorizedClientError,
 )
 
-from authz import client_lookup, clock, grants, identity, refusals, rfc9068, token_status
+from authz import access, client_lookup, clock, grants, identity, refusals, rfc9068, token_status
 from authz.errors import StoreUnavailable
 from authz.identity import Login
 from authz.oauth_clients import TOKEN_EXCHANGE, RegisteredClient
+from authz.policy import delegation
+from authz.policy.facts import FactIndex
+from authz.policy.tokens import audiences_of
 from authz.principals import ADMIN_SCOPE, REVIEW_SCOPE
 from authz.rfc6749 import TemporarilyUnavailableError
 from authz.runtime import Runtime
@@ -81,6 +84,10 @@ class Decision:
     #: Set on a client sign-in to an account whose address is not verified yet: the login
     #: whose verified email the account's address becomes.
     verified_login: Login | None = None
+    #: What the audit trail calls this issuance: sign-in, toggle, switch or switch back.
+    kind: str = "sign-in"
+    #: Who signed in (`iss|sub` of the login), for the audit trail of a sign-in.
+    login: str | None = None
 
 
 @dataclass(frozen=True)
@@ -200,12 +207,17 @@ class Exchange:
             return Decision(
                 rfc9068.TokenSubject(sub=target.label, org=client.org_id, via="self"),
                 frozenset(grants.CLIENT_SCOPES),
-                {},
+                # The address this login proved: its reach through shared email stands on it.
+                {"email_group": delegation.email_tag(login.email)},
                 # Only a sign-in that changes something writes (the write checks again).
                 verified_login=None if account.email_verified else login,
+                login=login.label,
             )
         return Decision(
-            rfc9068.TokenSubject(sub=target.label, org=client.org_id), STAFF_SCOPES[target.kind], {}
+            rfc9068.TokenSubject(sub=target.label, org=client.org_id),
+            STAFF_SCOPES[target.kind],
+            {},
+            login=login.label,
         )
 
     @staticmethod
@@ -240,106 +252,61 @@ class Exchange:
     # -- toggle, switch and switch back -------------------------------------------------------
 
     def _from_access_token(self, client: RegisteredClient, token: str, target: Target) -> Decision:
-        try:
-            claims = rfc9068.verify(self.runtime.keys, token, self.runtime.settings.issuer)
-        except rfc9068.InvalidToken as exc:
-            raise InvalidRequestError(description=f"subject_token rejected: {exc}") from exc
+        """Toggle, switch or switch back: the subject token judged, and the target reached,
+        by the same facts and rules as `POST /v1/access/check` (`authz.policy.delegation`)."""
+        svc = access.service(self.runtime)
+        svc.fresh(access.Consistency(None))  # sees every write that has returned
+        claims, _, problem = svc.status(token)
+        if not claims:
+            raise InvalidRequestError(description=f"subject_token rejected: {problem}")
         self.seen.update(subject=claims["sub"], subject_jti=claims["jti"])
         if claims["org"] != client.org_id:
             raise InvalidRequestError(description="subject_token is from another organization")
+        if problem is not None:
+            raise InvalidRequestError(description=f"subject_token is not active: {problem}")
+        if not audiences_of(claims) & frozenset(client.audiences):
+            raise InvalidRequestError(
+                description="subject_token was issued for an audience this client is not "
+                "registered for"
+            )
         kind, _, subject_id = claims["sub"].partition(":")
         if kind != "client" or target.kind != "client":
             raise InvalidTargetError(description="only client accounts switch to client accounts")
-        # One statement for everything, as plain rows (no ORM session: it cost more than the
-        # read): the authenticated client as it is now, the token's standing, both accounts and
-        # the link between them. One statement is one consistent snapshot.
-        facts = token_status.read_facts(
-            self.runtime.store,
-            claims,
-            accounts=(("client", target.id),),
-            oauth_clients=(client.client_id,),
-            pair=(target.id, subject_id),
+        client_lookup.require_current_row(
+            token_status.read_facts(
+                self.runtime.store, oauth_clients=(client.client_id,)
+            ).oauth_clients.get(client.client_id),
+            client,
         )
-        client_lookup.require_current_row(facts.oauth_clients.get(client.client_id), client)
-        status = token_status.status_of(self.runtime, claims, facts)
-        if not status.active:
-            raise InvalidRequestError(description=f"subject_token is not active: {status.reason}")
+        facts, now = svc.facts, clock.now()
+        actor = (claims.get("act") or {}).get("sub")
+        login = subject_id
         if claims["authz_via"] == "delegation":
             # No chains: a delegated token is only good for switching back to the caregiver
             # it names in `act` (RFC 8693 §4.1 would allow nesting; we never do).
-            actor = (claims.get("act") or {}).get("sub")
             self.seen.update(actor=actor, grant=claims.get("grant"))
             if actor != target.label:
                 raise InvalidRequestError(
                     description="a delegated token cannot be exchanged again, "
                     "except to switch back to the caregiver's own account"
                 )
-            subject_id = target.id
-        me = facts.accounts.get(f"client:{subject_id}")
-        other = facts.accounts.get(target.label)
-        if me is None or not me.active or me.org_id != client.org_id:
-            raise InvalidRequestError(description="the subject account is gone")
-        self.clients.add(me.id)
-        if other is None or other.org_id != client.org_id or not other.active:
+            login = target.id
+        elif claims["authz_via"] == "shared_email" and isinstance(actor, str):
+            login = actor.partition(":")[2]  # the login's own account acts on
+        self.clients.update((login, target.id))
+        if facts.client_org(target.id) != client.org_id or not facts.is_active(target.id):
             raise InvalidTargetError(description="no such client in this organization")
-        self.clients.add(other.id)
-        if other.id == me.id:
-            return Decision(
-                rfc9068.TokenSubject(sub=target.label, org=client.org_id),
-                frozenset(grants.CLIENT_SCOPES),
-                {},
-            )
-        if me.email and me.email == other.email:
-            return self._toggle(claims, me, target)
-        return self._delegation(client, me, other, facts.pair)
-
-    @staticmethod
-    def _toggle(claims: dict[str, Any], me: token_status.AccountRow, target: Target) -> Decision:
-        """Shared-email toggle: only on an address a login has verified."""
-        group = token_status.email_group(me.email or "")
-        # A toggled token carries the group it was verified on, so toggling back works even
-        # when the sibling account's own row was never signed in to directly.
-        proven = me.email_verified or (
-            claims.get("authz_via") == "shared_email" and claims.get("email_group") == group
-        )
-        if not proven:
-            raise InvalidTargetError(
-                description="the shared email address has not been verified by a login"
-            )
-        return Decision(
-            rfc9068.TokenSubject(sub=target.label, org=me.org_id, via="shared_email"),
-            frozenset(grants.CLIENT_SCOPES),
-            {"email_group": group},
-        )
-
-    def _delegation(
-        self,
-        client: RegisteredClient,
-        caregiver: token_status.AccountRow,
-        receiver: token_status.AccountRow,
-        link: token_status.LinkRow | None,
-    ) -> Decision:
-        if link is None or link.portal_status is None:
-            raise InvalidTargetError(description="no portal access to that account")
-        self.seen["grant"] = link.id
-        state = grants.effective_state(
-            token_status.grant_facts(link, receiver, caregiver),
-            clock.now(),
-            self.runtime.settings.majority_age,
-        )
-        if not state.usable:
-            raise InvalidGrantError(description=f"portal access is not usable: {state.reason}")
-        return Decision(
-            rfc9068.TokenSubject(
-                sub=f"client:{receiver.id}",
-                org=client.org_id,
-                via="delegation",
-                actor=f"client:{caregiver.id}",
-                grant=link.id,
-            ),
-            grants.LEVEL_SCOPES[link.access_level or "full"],
-            {},
-        )
+        found = delegation.reach(facts, login, target.id, now)
+        if found is None:
+            grant_exists, reason = delegation.why_not(facts, login, target.id, now)
+            if not facts.is_active(login):
+                raise InvalidRequestError(description="the subject account is gone")
+            if grant_exists:
+                raise InvalidGrantError(description=f"portal access is not usable: {reason}")
+            raise InvalidTargetError(description=reason)
+        if found.link >= 0:
+            self.seen["grant"] = facts.l_id[found.link]
+        return issued_for(facts, client.org_id, found, claims.get("email_group"))
 
     # -- refusals -----------------------------------------------------------------------------
 
@@ -359,6 +326,44 @@ class Exchange:
             sorted(self.clients),
             client.client_id,
         )
+
+
+def issued_for(
+    facts: FactIndex, org_id: str, found: delegation.Reach, email_group: Any
+) -> Decision:
+    """The token for what `delegation.reach` found: its subject, `act`, the most scope it may
+    carry; the tag of the address the login proved carries over."""
+    sub = f"client:{found.client_id}"
+    proven = {"email_group": email_group} if email_group else {}
+    if found.via == "self":
+        return Decision(
+            rfc9068.TokenSubject(sub=sub, org=org_id),
+            frozenset(grants.CLIENT_SCOPES),
+            proven,
+            kind="switch back",
+        )
+    if found.via == "shared_email":
+        return Decision(
+            rfc9068.TokenSubject(
+                sub=sub, org=org_id, via="shared_email", actor=f"client:{found.actor}"
+            ),
+            frozenset(grants.CLIENT_SCOPES),
+            proven,
+            kind="toggle",
+        )
+    info = facts.grant(found.link)
+    return Decision(
+        rfc9068.TokenSubject(
+            sub=sub,
+            org=org_id,
+            via="delegation",
+            actor=f"client:{found.actor}",
+            grant=info.link_id,
+        ),
+        grants.LEVEL_SCOPES[info.level or "full"],
+        {"grant_activated": facts.activated_micros(found.link), **proven},
+        kind="switch",
+    )
 
 
 class TokenExchangeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]
@@ -388,7 +393,13 @@ class TokenExchangeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]
                 self._exchange.audit_refusal(client, exc)
             raise
         decision = self._outcome.decision
-        self.request.user = Issuance(decision.subject, self._outcome.audience, decision.extra)
+        self.request.user = Issuance(
+            decision.subject,
+            self._outcome.audience,
+            decision.extra,
+            kind=decision.kind,
+            login=decision.login,
+        )
 
     def _params(self) -> dict[str, str]:
         """The form parameters, each at most once (RFC 6749 §3.2), none in the URL."""

@@ -21,7 +21,9 @@ from authz.config import MAX_TOKEN_TTL
 from authz.keys import ALGORITHMS, KeyRing
 
 TYP = "at+jwt"
-LEEWAY = 30
+#: Skew allowed on `iat`/`nbf` only (replicas' clocks differ a little). None on `exp`: the
+#: issuer treats its own token as expired at `exp`; leeway belongs to relying parties.
+LEEWAY = 5
 VIA = ("self", "shared_email", "delegation")
 
 
@@ -163,14 +165,17 @@ def _audience_matches(aud: Any, audience: str | Sequence[str]) -> bool:
     return any(a in wanted for a in held)
 
 
-def check_times(claims: dict[str, Any], max_lifetime: int | None = MAX_TOKEN_TTL) -> None:
-    """`exp`, `nbf` and `iat` against our clock, with a small leeway."""
+def check_times(
+    claims: dict[str, Any], max_lifetime: int | None = MAX_TOKEN_TTL, exp_leeway: int = 0
+) -> None:
+    """`exp` against our clock with `exp_leeway` (none for our own tokens), `nbf` and `iat`
+    with a small leeway for skew between replicas."""
     now = clock.now().timestamp()
     exp, iat, nbf = claims.get("exp"), claims.get("iat", 0), claims.get("nbf", 0)
     if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (exp, iat, nbf)):
         raise InvalidToken("exp, iat and nbf must be numbers")
     assert isinstance(exp, int | float)
-    if exp <= now - LEEWAY:
+    if exp <= now - exp_leeway:
         raise InvalidToken("token expired")
     if nbf > now + LEEWAY or iat > now + LEEWAY:
         raise InvalidToken("token not valid yet")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +20,11 @@ class Issuance:
     subject: rfc9068.TokenSubject
     audience: str | list[str]
     extra: dict[str, Any] = field(default_factory=dict)
+    #: What the audit trail calls it: sign-in, toggle, switch, switch back (service: a client's
+    #: own token).
+    kind: str = "service"
+    #: The login that signed in (`iss|sub`), on a sign-in.
+    login: str | None = None
 
 
 def token_generator(runtime: Runtime) -> Callable[..., dict[str, Any]]:
@@ -56,3 +63,41 @@ def token_generator(runtime: Runtime) -> Callable[..., dict[str, Any]]:
         }
 
     return generate
+
+
+def record_issued(runtime: Runtime, access_token: str, issuance: Issuance | None) -> None:
+    """Append the issued token to the hash-chained audit trail before it is handed out: kind,
+    login, account, grant, OAuth client, scopes, `jti` and expiry (never the token itself).
+    A store that cannot record it fails the issuance (StoreUnavailable)."""
+    # The token was signed a moment ago in this process: its payload needs no verification.
+    payload = access_token.split(".")[1]
+    raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+    claims: dict[str, Any] = json.loads(raw)
+    kind = issuance.kind if issuance is not None else "service"
+    act = (claims.get("act") or {}).get("sub")
+    sub = str(claims["sub"])
+    accounts = [
+        label.partition(":")[2]
+        for label in dict.fromkeys((sub, act))
+        if isinstance(label, str) and label.startswith("client:")
+    ]
+    with runtime.store.write(f"service:{claims['client_id']}", claims.get("org")) as txn:
+        txn.record(
+            "token.issued",
+            claims["jti"],
+            None,
+            {
+                "kind": kind,
+                "login": (issuance.login if issuance is not None else None) or act or sub,
+                "account": sub,
+                "act": act,
+                "via": claims.get("authz_via"),
+                "grant": claims.get("grant"),
+                "client_id": claims["client_id"],
+                "audience": claims.get("aud"),
+                "scope": claims.get("scope"),
+                "jti": claims["jti"],
+                "expires_at": claims["exp"],
+            },
+            accounts or None,
+        )

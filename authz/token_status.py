@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import hashlib
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from sqlalchemy import and_, bindparam, exists, false, literal_column, select
 
-from authz import clock, grants, rfc9068
+from authz import clock
 from authz.runtime import Runtime
 from authz.store.db import Store
 from authz.store.models import ACCOUNT_MODELS, Link, OAuthClient, RevokedToken
@@ -208,101 +207,17 @@ def _link(values: tuple[Any, ...]) -> LinkRow | None:
     return link._replace(expires_at=clock.aware(link.expires_at))
 
 
-def check(runtime: Runtime, token: str, audience: str | None = None) -> TokenStatus:
-    """Verify `token` and check it against the store as it is now (fails closed)."""
-    try:
-        claims = rfc9068.verify(runtime.keys, token, runtime.settings.issuer, audience)
-    except rfc9068.InvalidToken as exc:
-        return TokenStatus(False, {}, str(exc))
-    return status_of(runtime, claims, read_facts(runtime.store, claims))
+def check(runtime: Runtime, token: str) -> TokenStatus:
+    """Verify `token` and judge it on the newest facts: the same rule (`authz.policy.tokens`)
+    that the decision API applies, for introspection and the bearer API (fails closed)."""
+    from authz.access import Consistency, service
 
-
-def status_of(runtime: Runtime, claims: dict[str, Any], facts: Facts) -> TokenStatus:
-    """Whether the store, as `facts` read it, still allows a verified token's claims."""
-    if facts.revoked:
-        return TokenStatus(False, claims, "token was revoked")
-    problem = _oauth_client_problem(facts, claims)
-    if problem is None:
-        problem = _account_problem(facts, claims["sub"], claims["org"])
-    if problem is None and claims.get("authz_via") == "delegation":
-        problem = grant_problem(facts, runtime, claims)
-    if problem is None and claims.get("authz_via") == "shared_email":
-        problem = _shared_email_problem(facts, claims)
+    access = service(runtime)
+    access.fresh(Consistency(None))
+    claims, _, problem = access.status(token)
     if problem is not None:
         return TokenStatus(False, claims, problem)
     return TokenStatus(True, claims, "token is active")
-
-
-def _account_problem(facts: Facts, sub: str, org: str) -> str | None:
-    if sub.partition(":")[0] not in ACCOUNT_MODELS:
-        return None  # service tokens have no account behind them
-    row = facts.accounts.get(sub)
-    if row is None or row.org_id != org:
-        return f"{sub} no longer exists"
-    if not row.active:
-        return f"{sub} was removed"
-    return None
-
-
-def grant_facts(link: LinkRow, receiver: AccountRow, caregiver: AccountRow) -> grants.GrantFacts:
-    return grants.GrantFacts(
-        status=link.portal_status,
-        expires_at=link.expires_at,
-        receiver_type=receiver.client_type,
-        receiver_birth_date=receiver.birth_date,
-        receiver_active=receiver.active,
-        caregiver_active=caregiver.active,
-    )
-
-
-def grant_problem(facts: Facts, runtime: Runtime, claims: dict[str, Any]) -> str | None:
-    """Why a delegated token's grant no longer allows it, or None while it does."""
-    link = facts.grant
-    actor = (claims.get("act") or {}).get("sub", "")
-    if link is None or link.org_id != claims.get("org"):
-        return "the link behind this token was removed"
-    if (
-        f"client:{link.original_client_id}" != claims["sub"]
-        or f"client:{link.linked_client_id}" != actor
-    ):
-        return "the link no longer joins these accounts"
-    receiver = facts.accounts.get(f"client:{link.original_client_id}")
-    caregiver = facts.accounts.get(f"client:{link.linked_client_id}")
-    if receiver is None or caregiver is None:
-        return "an account behind this token was removed"
-    state = grants.effective_state(
-        grant_facts(link, receiver, caregiver), clock.now(), runtime.settings.majority_age
-    )
-    if not state.usable:
-        return state.reason
-    allowed = grants.LEVEL_SCOPES.get(link.access_level or "", frozenset())
-    if not set(str(claims.get("scope", "")).split()) <= allowed:
-        return "the grant was narrowed below this token's scope"
-    return None
-
-
-def _oauth_client_problem(facts: Facts, claims: dict[str, Any]) -> str | None:
-    # A token dies with the portal backend it was issued to.
-    row = facts.oauth_clients.get(str(claims.get("client_id", "")))
-    if row is None or row.disabled_at is not None or row.org_id != claims.get("org"):
-        return "the OAuth client this token was issued to was removed"
-    return None
-
-
-def _shared_email_problem(facts: Facts, claims: dict[str, Any]) -> str | None:
-    # The toggle stays valid only while the accounts still share the address it was issued on.
-    email = claims.get("email_group")
-    if not email:
-        return None
-    row = facts.accounts.get(claims["sub"])
-    if row is None or row.email is None or email_group(row.email) != email:
-        return "the account no longer shares that email address"
-    return None
-
-
-def email_group(email: str) -> str:
-    """A stable, non-reversible tag of a shared address (tokens carry it, not the address)."""
-    return hashlib.sha256(b"authz-email-group\n" + email.encode()).hexdigest()[:32]
 
 
 def revoke(runtime: Runtime, claims: dict[str, Any], actor: str) -> None:

@@ -8,6 +8,7 @@ role managers, and tests prove both decide alike. A changed matcher refuses to c
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import itertools
@@ -20,7 +21,7 @@ from typing import Any, NamedTuple
 
 from authz import clock
 from authz.errors import AuthzError
-from authz.policy import vocabulary
+from authz.policy import delegation, vocabulary
 from authz.policy.facts import FactIndex
 from authz.principals import Principal
 from authz.rfc9068 import VIA
@@ -143,9 +144,10 @@ class Subject:
         scopes = frozenset(s for s in principal.scopes if s in vocabulary.SCOPES)
         if principal.kind != "client":
             return cls(f"{principal.kind}:{principal.id}", principal.org_id, via=principal.via)
+        # A delegated or toggled token names the login's own account that acts in `act`.
         actor = (
             principal.actor
-            if principal.via == "delegation" and principal.actor
+            if principal.via in ("delegation", "shared_email") and principal.actor
             else (f"client:{principal.id}")
         )
         return cls(
@@ -427,23 +429,31 @@ class Engine:
             info = facts.grant(link) if link is not None else None
             if info is None or owner not in (info.receiver, info.caregiver):
                 return _Denied(f"{res.id} is not a grant of {owner}", "request: grant", owner)
-        if subject.account is not None and subject.account != subject.actor.partition(":")[2]:
-            # A delegated token reaches the care receiver's account and nothing else.
-            if owner != subject.account:
+        if subject.account is not None and owner != subject.account:
+            # A client's token acts on its own `sub` account and nothing else: acting for
+            # another account takes the token Switch Account issues for it, whose `act` and
+            # narrowed scope then apply (API.md, "Access decisions").
+            if subject.account != subject.actor.partition(":")[2]:
                 return _Denied(
                     f"acting as {facts.name(subject.account)}, only that account is "
                     f"in reach, not {owner}",
                     "delegation: one account",
                     owner,
                 )
-            if subject.grant is not None:
-                link = facts.link_between(subject.actor.partition(":")[2], owner)
-                if link is None or facts.l_id[link] != subject.grant:
-                    return _Denied(
-                        f"the token's grant {subject.grant} no longer links them",
-                        "delegation: grant",
-                        owner,
-                    )
+            return _Denied(
+                f"this token acts for {facts.name(subject.account)} only; acting for {owner} "
+                "takes the token Switch Account issues for that account",
+                "token: one account",
+                owner,
+            )
+        if subject.grant is not None and subject.account != subject.actor.partition(":")[2]:
+            link = facts.link_between(subject.actor.partition(":")[2], owner)
+            if link is None or facts.l_id[link] != subject.grant:
+                return _Denied(
+                    f"the token's grant {subject.grant} no longer links them",
+                    "delegation: grant",
+                    owner,
+                )
         if subject.scopes is not None and action.scope not in subject.scopes:
             return _Denied(
                 f"the token's scope does not include {action.scope or req.action}",
@@ -477,8 +487,8 @@ class Engine:
             return f"{facts.name(owner)} ({owner}) acts on their own account"
         if rule.rel == "shared_email":
             return (
-                f"{facts.name(ident)}'s login shares the verified email of "
-                f"{facts.name(owner)}'s account ({owner})"
+                f"{facts.name(ident)}'s login proved the email that "
+                f"{facts.name(owner)}'s account ({owner}) is recorded with"
             )
         if rule.rel.startswith(vocabulary.CAREGIVER_PREFIX):
             link = facts.link_between(ident, owner)
@@ -521,11 +531,9 @@ class Engine:
                 return (
                     f"{who} has no usable grant on {owner}: link {facts.l_id[link]}: {state.reason}"
                 )
-            if facts.same_email(ident, owner):
-                return f"{who} shares an email with {owner}, but it is not verified on both"
             return (
-                f"{who} has no own account, verified shared email or active grant on "
-                f"{facts.name(owner)}'s account ({owner})"
+                f"{who} is not {facts.name(owner)}, shares no email with that account and holds "
+                f"no active grant on it ({owner})"
             )
         return f"{who} holds no relation on {owner}"
 
@@ -541,7 +549,8 @@ class Engine:
     # -- listings that agree with `check` ------------------------------------------------------
 
     def accounts(self, subject: Subject) -> list[Account]:
-        """Every client account `subject` may act as, and how (the Switch Account list)."""
+        """Every client account `subject` may act as, and how (the Switch Account list):
+        `authz.policy.delegation.reachable` from the login's own account."""
         facts = self.facts
         kind, _, ident = subject.actor.partition(":")
         if kind != "client" or subject.via == "delegation":
@@ -554,48 +563,27 @@ class Engine:
         return self._accounts_of(ident)
 
     def accounts_for_login(self, org_id: str, email: str) -> list[Account]:
-        """Every account a login with this verified email may act as, through any of its own."""
-        out: list[Account] = []
-        seen: set[tuple[str, str | None]] = set()
+        """Every account a login with this verified email may act as: the same list as a
+        token of any of its accounts gives, each of its own accounts as `self`."""
         for cid in self.facts.accounts_with_email(org_id, email):
-            if not self.facts.is_verified(cid):
-                continue
-            for account in self._accounts_of(cid):
-                key = (account.client_id, account.link_id)
-                if key not in seen:
-                    seen.add(key)
-                    via = "self" if account.via == "shared_email" else account.via
-                    out.append(
-                        Account(
-                            account.client_id,
-                            account.name,
-                            via,
-                            account.link_id,
-                            account.access_level,
-                        )
-                    )
-        return out
+            if self.facts.is_active(cid):
+                return [
+                    dataclasses.replace(a, via="self") if a.via == "shared_email" else a
+                    for a in self._accounts_of(cid)
+                ]
+        return []
 
     def _accounts_of(self, cid: str) -> list[Account]:
-        facts, now = self.facts, self.now()
-        sub = f"client:{cid}"
+        facts = self.facts
         out: list[Account] = []
-        if facts.has_relation(sub, "self", cid, now):
-            out.append(Account(cid, facts.name(cid), "self"))
-        else:
-            return []
-        for other in facts.shared_email_accounts(cid):
-            if facts.has_relation(sub, "shared_email", other, now):
-                out.append(Account(other, facts.name(other), "shared_email"))
-        for link in facts.grants_as_caregiver(cid):
-            g = facts.grant(link)
-            for path in facts.paths(sub, g.receiver, now):
-                if path.link == link:
-                    out.append(
-                        Account(
-                            g.receiver, facts.name(g.receiver), "delegation", g.link_id, g.level
-                        )
-                    )
+        for found in delegation.reachable(facts, cid, self.now()):
+            if found.link < 0:
+                out.append(Account(found.client_id, facts.name(found.client_id), found.via))
+            else:
+                g = facts.grant(found.link)
+                out.append(
+                    Account(g.receiver, facts.name(g.receiver), "delegation", g.link_id, g.level)
+                )
         return out
 
     def who_can(self, org_id: str, client_id: str) -> list[Access]:

@@ -88,6 +88,9 @@ class LinkRow(NamedTuple):
     expires_at: dt.datetime | None
     acknowledged_by: str | None
     acknowledged_at: dt.datetime | None
+    #: When the caregiver last accepted: a switch token names it, so that a grant revoked and
+    #: enabled again never lets an older token back in.
+    activated_at: dt.datetime | None = None
 
 
 class PaymentRow(NamedTuple):
@@ -136,6 +139,7 @@ _LINK_COLS = (
     Link.expires_at,
     Link.acknowledged_by,
     Link.acknowledged_at,
+    Link.activated_at,
 )
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _US = dt.timedelta(microseconds=1)
@@ -302,12 +306,17 @@ class FactIndex:
         self.l_id: list[str] = []  # "" in a dropped link's row
         self._li = _IdTable(self.l_id)
         self.l_rec = array("q")
+        #: Each link's activation (µs since the epoch, 0: never), beside its record: read only
+        #: when a delegated token's liveness is judged, never by a decision.
+        self.l_act = array("q")
         self._free: list[int] = []
         self.pm: dict[str, int] = {}
         #: Revoked access tokens still within their lifetime: jti → expiry (epoch seconds).
         self.revoked: dict[str, float] = {}
         #: Enabled OAuth clients (portal backends) → their organization's row.
         self.oauth: dict[str, int] = {}
+        #: Enabled OAuth clients → the audiences they are registered for.
+        self.oauth_audiences: dict[str, frozenset[str]] = {}
 
     def _word(self, text: str | None) -> int:
         if not text:
@@ -416,8 +425,9 @@ class FactIndex:
         li, ci, crec, lrec, l_id = self._li, self._ci, self.c_rec, self.l_rec, self.l_id
         word, words = self._word, self._words
         days: dict[Any, int] = {}
+        l_act = self.l_act
         for row in rows:
-            lid, recv_id, cg_id, relationship, status, level, expires, ack_by, ack_at = row
+            lid, recv_id, cg_id, relationship, status, level, expires, ack_by, ack_at = row[:9]
             recv, cg = ci.get(recv_id), ci.get(cg_id)
             if status is None or recv is None or cg is None:
                 continue
@@ -444,6 +454,7 @@ class FactIndex:
                     crec[recv * _C + _C_IN],
                 )
             )
+            l_act.append(_micros(row[9]) if len(row) > 9 and row[9] else 0)
             crec[cg * _C + _C_OUT] = i
             crec[recv * _C + _C_IN] = i
             if not unique:
@@ -495,7 +506,12 @@ class FactIndex:
         for row in session.execute(select(RevokedToken.jti, RevokedToken.expires_at)):
             self._put_revoked(row[0], row[1], now)
         for oc in session.execute(
-            select(OAuthClient.client_id, OAuthClient.org_id, OAuthClient.disabled_at)
+            select(
+                OAuthClient.client_id,
+                OAuthClient.org_id,
+                OAuthClient.disabled_at,
+                OAuthClient.audiences,
+            )
         ):
             self.put_oauth_client(oc)
 
@@ -525,6 +541,7 @@ class FactIndex:
                 "g_head": self.g_head,
                 "l_id": self.l_id,
                 "l_rec": self.l_rec,
+                "l_act": self.l_act,
                 "free": self._free,
                 "pm_ids": list(self.pm),
                 "pm_rows": array("i", self.pm.values()),
@@ -564,8 +581,8 @@ class FactIndex:
 
     def _take(self, sections: dict[str, Any]) -> None:
         """Fill this empty index from a snapshot's sections; ValueError if they disagree."""
-        c_rec, g_head, l_rec, pm_rows = (
-            sections[k] for k in ("c_rec", "g_head", "l_rec", "pm_rows")
+        c_rec, g_head, l_rec, l_act, pm_rows = (
+            sections[k] for k in ("c_rec", "g_head", "l_rec", "l_act", "pm_rows")
         )
         c_id, g_key, l_id, pm_ids = (sections[k] for k in ("c_id", "g_key", "l_id", "pm_ids"))
         org_ids, org_names, org_portal = (
@@ -576,6 +593,8 @@ class FactIndex:
             != (self.c_rec.typecode, self.g_head.typecode, self.l_rec.typecode, "i")
             or len(c_rec) != _C * len(c_id)
             or len(l_rec) != _L * len(l_id)
+            or l_act.typecode != "q"
+            or len(l_act) != len(l_id)
             or len(g_head) != len(g_key)
             or len(pm_rows) != len(pm_ids)
             or not len(org_ids) == len(org_names) == len(org_portal)
@@ -593,6 +612,7 @@ class FactIndex:
         self.g_key, self.g_head = g_key, g_head
         self._groups = dict(zip(g_key, range(len(g_key)), strict=True))
         self.l_id, self.l_rec, self._free = l_id, l_rec, [int(i) for i in sections["free"]]
+        self.l_act = l_act
         self._li = _IdTable(l_id)
         self._li.rebuild()
         self.pm = dict(zip(pm_ids, pm_rows, strict=True))
@@ -613,12 +633,15 @@ class FactIndex:
             table[row[0]] = (org, row[2] or "")
 
     def put_oauth_client(self, row: Any) -> None:
-        """A portal backend: kept while enabled; its tokens die with it."""
+        """A portal backend: kept while enabled, with its audiences; its tokens die with it."""
         org = self.orgs.get(row[1])
         if org is None or row[2] is not None:
             self.oauth.pop(row[0], None)
+            self.oauth_audiences.pop(row[0], None)
         else:
             self.oauth[row[0]] = org
+            audiences = row[3] if len(row) > 3 else None
+            self.oauth_audiences[row[0]] = frozenset(audiences or ())
 
     def _put_revoked(self, jti: str, expires: Any, now: float) -> None:
         at = _micros(expires) / 1e6
@@ -681,7 +704,8 @@ class FactIndex:
 
     def put_link(self, row: Any) -> None:
         """Insert or update one link; a link without portal access is not kept."""
-        lid, recv_id, cg_id, relationship, status, level, expires, ack_by, ack_at = row
+        lid, recv_id, cg_id, relationship, status, level, expires, ack_by, ack_at = row[:9]
+        activated = _micros(row[9]) if len(row) > 9 and row[9] else 0
         self.drop_link(lid)
         recv, cg = self._ci.get(recv_id), self._ci.get(cg_id)
         if status is None or recv is None or cg is None:
@@ -702,10 +726,12 @@ class FactIndex:
             i = self._free.pop()
             self.l_id[i] = lid
             lrec[i * _L : (i + 1) * _L] = array("q", record)
+            self.l_act[i] = activated
         else:
             i = len(self.l_id)
             self.l_id.append(lid)
             lrec.extend(record)
+            self.l_act.append(activated)
         self._li.add(lid, i)
         crec[cg * _C + _C_OUT] = i
         crec[recv * _C + _C_IN] = i
@@ -720,6 +746,7 @@ class FactIndex:
         self._unlink(_C_IN, _L_NEXT_IN, self.l_rec[b + _L_RECV], i)
         self.l_rec[b + _L_KIND] = 0
         self.l_rec[b + _L_EXP] = 0
+        self.l_act[i] = 0
         self._free.append(i)
 
     def _unlink(self, head: int, nxt: int, owner: int, i: int) -> None:
@@ -834,7 +861,12 @@ class FactIndex:
             self._put_revoked(row[0], row[1], now)
         seen = set()
         for row in rows(
-            select(OAuthClient.client_id, OAuthClient.org_id, OAuthClient.disabled_at),
+            select(
+                OAuthClient.client_id,
+                OAuthClient.org_id,
+                OAuthClient.disabled_at,
+                OAuthClient.audiences,
+            ),
             OAuthClient.client_id,
             touched["oauth"],
         ):
@@ -842,6 +874,7 @@ class FactIndex:
             seen.add(row[0])
         for cid in touched["oauth"] - seen:
             self.oauth.pop(cid, None)
+            self.oauth_audiences.pop(cid, None)
         if touched["token"] and len(self.revoked) > 1024:
             self.revoked = {k: v for k, v in self.revoked.items() if v > now - 3600}
 
@@ -898,7 +931,10 @@ class FactIndex:
                 return []
             out: list[Path] = []
             g = crec[x + _C_GROUP]
-            if g != _NONE and g == crec[o + _C_GROUP] and xflags & oflags & _VERIFIED:
+            # The shared-email rule (policies/README.md): a login proves its email when it
+            # signs in, so every account of the organization recorded with that email is
+            # reachable from any of them; nothing else about the accounts counts.
+            if g != _NONE and g == crec[o + _C_GROUP]:
                 out.append(Path("shared_email"))
             lrec, link = self.l_rec, crec[x + _C_OUT]
             while link != _NONE:
@@ -939,6 +975,14 @@ class FactIndex:
 
     def is_revoked(self, jti: str) -> bool:
         return jti in self.revoked
+
+    def oauth_client_audiences(self, client_id: str) -> frozenset[str]:
+        """The audiences an enabled OAuth client is registered for (empty if none)."""
+        return self.oauth_audiences.get(client_id, frozenset())
+
+    def activated_micros(self, link: int) -> int:
+        """When the grant was last accepted, in µs since the epoch (0: never)."""
+        return self.l_act[link]
 
     def oauth_client_org(self, client_id: str) -> str | None:
         """The organization of an enabled OAuth client, or None."""

@@ -18,10 +18,10 @@ from typing import Any, NamedTuple
 
 from authz import clock, grants, rfc9068
 from authz.keys import KeyRing
+from authz.policy import delegation
 from authz.policy.engine import Subject
 from authz.policy.facts import FactIndex
 from authz.principals import Principal
-from authz.token_status import email_group
 
 #: Tokens kept; a claims set and its principal take about 1.5 kB, so this bounds the cache at a
 #: few MB whatever callers send (unknown subjects must not grow memory).
@@ -111,13 +111,18 @@ class TokenCache:
         return len(self._entries)
 
 
-def token_problem(facts: FactIndex, claims: dict[str, Any], majority_age: int = 18) -> str | None:
+def token_problem(
+    facts: FactIndex,
+    claims: dict[str, Any],
+    majority_age: int = 18,
+    now: dt.datetime | None = None,
+) -> str | None:
     """Why a verified token is no longer good, from the facts; None while it is.
 
     The same questions as `authz.token_status.status_in`, in the same order (tests hold the two
     to the same answers): revoked, its OAuth client, its account, its grant, its shared email.
     """
-    found = _problem(facts, claims, majority_age, clock.now())
+    found = _problem(facts, claims, majority_age, now or clock.now())
     return found if isinstance(found, str) else None
 
 
@@ -132,8 +137,12 @@ def _problem(
     org = claims.get("org")
     if facts.is_revoked(str(claims.get("jti", ""))):
         return "the token was revoked"
-    if facts.oauth_client_org(str(claims.get("client_id", ""))) != org:
+    client_id = str(claims.get("client_id", ""))
+    if facts.oauth_client_org(client_id) != org:
         return "the OAuth client this token was issued to was removed"
+    if not audiences_of(claims) & facts.oauth_client_audiences(client_id):
+        # RFC 9068 §4: a token counts only for an audience its client is registered for.
+        return "the token's audience is not one its OAuth client is registered for"
     sub = str(claims.get("sub", ""))
     kind, _, ident = sub.partition(":")
     if kind == "client":
@@ -143,14 +152,28 @@ def _problem(
             return f"{sub} was removed"
     elif kind in ("provider", "reviewer") and facts.staff_org(kind, ident) != org:
         return f"{sub} no longer exists"
+    proven = delegation.proven_email_problem(facts, claims)
+    if proven is not None:
+        return proven
     via = claims.get("authz_via")
     if via == "delegation":
         return _grant_problem(facts, claims, majority_age, now)
-    if via == "shared_email" and claims.get("email_group"):
-        email = facts.email_key(ident)
-        if email is None or email_group(email) != claims["email_group"]:
-            return "the account no longer shares that email address"
+    if via == "shared_email":
+        # The toggle stands while the login's account (`act`) still shares the email.
+        actor = (claims.get("act") or {}).get("sub", "")
+        if not isinstance(actor, str) or not facts.has_relation(actor, "shared_email", ident, now):
+            return "the account no longer shares the login's email address"
     return _FOREVER
+
+
+def audiences_of(claims: dict[str, Any]) -> frozenset[str]:
+    """`aud` as a set (RFC 7519 §4.1.3: a string or an array of strings)."""
+    aud = claims.get("aud")
+    if isinstance(aud, str):
+        return frozenset((aud,))
+    if isinstance(aud, list):
+        return frozenset(a for a in aud if isinstance(a, str))
+    return frozenset()
 
 
 def _grant_problem(
@@ -169,6 +192,9 @@ def _grant_problem(
     state = facts.grant_state(link, now)
     if not state.usable:
         return state.reason
+    if claims.get("grant_activated") != facts.activated_micros(link):
+        # Revoked and enabled again, the grant is a new one: only tokens issued since count.
+        return "the grant was ended and granted again since this token was issued"
     allowed = grants.LEVEL_SCOPES.get(info.level, frozenset())
     if not set(str(claims.get("scope", "")).split()) <= allowed:
         return "the grant was narrowed below this token's scope"

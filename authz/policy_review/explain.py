@@ -80,7 +80,7 @@ def _subject(engine: Engine, q: Question) -> tuple[Subject, dict[str, Any] | Non
         "step": "login",
         "id": email,
         "name": email,
-        "detail": f"verified accounts with this email: {', '.join(own) or 'none'}",
+        "detail": f"accounts recorded with this email: {', '.join(own) or 'none'}",
     }
     for account in engine.accounts_for_login(org, email):
         if account.client_id != target:
@@ -91,11 +91,11 @@ def _subject(engine: Engine, q: Question) -> tuple[Subject, dict[str, Any] | Non
             caregiver = facts.grant(link).caregiver
             return Subject(f"client:{caregiver}", org, target, account.link_id, "delegation"), login
         return Subject(f"client:{target}", org, target, None, "self"), login
-    verified = [c for c in own if facts.is_verified(c)]
-    if not verified:
-        raise NotFound(f"no client account of that organization has the verified email {email}")
+    live = [c for c in own if facts.is_active(c)]
+    if not live:
+        raise NotFound(f"no client account of that organization has the email {email}")
     # Not in the login's Switch Account list: let the engine say why from its first account.
-    return Subject(f"client:{verified[0]}", org, target, None, "delegation"), login
+    return Subject(f"client:{live[0]}", org, target, None, "delegation"), login
 
 
 def explain(store: Store, engine: Engine, q: Question) -> dict[str, Any]:

@@ -79,7 +79,13 @@ def request(subject: str, action: str, payment_method: str = OWN_PM) -> CheckReq
     act = vocabulary.ACTIONS[action]
     rtype, owner = act.resource_type, owner_for(action)
     kind, _, ident = subject.partition(":")
-    who = Subject(subject, ORG, ident if kind == "client" else None)
+    # A client acts on OWNER through the token issued for that account (its own, toggled or
+    # switched to), so that the probe reaches the policy line its relation stands for.
+    who = (
+        Subject.explicit(subject, ORG, f"client:{owner}")
+        if kind == "client" and owner != ORG
+        else Subject(subject, ORG, ident if kind == "client" else None)
+    )
     rid: str | None = None
     if rtype == "client":
         rid = OWNER

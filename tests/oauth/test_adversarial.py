@@ -220,23 +220,25 @@ def test_a_replayed_invite_is_refused_and_audited(live: Live) -> None:
     assert len(live.audit("invite.refused")) == 2
 
 
-def test_a_toggle_to_an_unverified_email_is_refused(live: Live) -> None:
+def test_a_toggle_needs_the_address_the_login_proved(live: Live) -> None:
     # Sam signed in with sam@; the practice then changes Sam's address to one shared with
-    # another client. Nobody has proven that address: no toggle.
+    # another client. This login never proved that address: its token stops counting, so no
+    # toggle (and no check) rides on it.
     sam = live.api.client("Sam", "adult", "sam@x.test")
     other = live.api.client("Ann", "adult", "shared@x.test")
     token = live.sign_in(f"client:{sam['id']}", "sam@x.test")
     live.api.ok("PATCH", f"/v1/clients/{sam['id']}", {"email": "shared@x.test"})
+    assert live.introspect(token)["active"] is False
     before = live.api.snapshot()
-    err = live.refused("invalid_target", token, f"client:{other['id']}")
-    assert "not been verified" in err.description
+    err = live.refused("invalid_request", token, f"client:{other['id']}")
+    assert "email address changed" in err.description
     _changed_only_by_audit(before, live.api.snapshot())
-    event = live.assert_refusal_audited("not been verified", token)
-    assert set(event.client_ids) == {sam["id"], other["id"]}
-    # Once a login proves the address, the toggle works.
+    live.assert_refusal_audited("email address changed", token)
+    # Once a login proves the address, the toggle works, and says which login acts.
     proven = live.sign_in(f"client:{sam['id']}", "shared@x.test")
-    toggled = live.exchange(proven, f"client:{other['id']}")
-    assert live.verify(toggled["access_token"])["authz_via"] == "shared_email"
+    toggled = live.verify(live.exchange(proven, f"client:{other['id']}")["access_token"])
+    assert toggled["authz_via"] == "shared_email"
+    assert toggled["act"] == {"sub": f"client:{sam['id']}"}
 
 
 def test_no_toggle_across_organizations(live: Live) -> None:

@@ -73,7 +73,8 @@ def test_shared_email_toggle_and_back(live: Live) -> None:
     toggled = live.exchange(mine, f"client:{kid['id']}")
     claims = live.verify(toggled["access_token"])
     assert claims["sub"] == f"client:{kid['id']}" and claims["authz_via"] == "shared_email"
-    assert "act" not in claims
+    # API.md: `act` names the login's own account, so every decision says which login acted.
+    assert claims["act"] == {"sub": f"client:{mum['id']}"}
     assert "family@x.test" not in json.dumps(claims)  # the group tag, never the address
     back = live.exchange(toggled["access_token"], f"client:{mum['id']}")
     assert live.verify(back["access_token"])["sub"] == f"client:{mum['id']}"

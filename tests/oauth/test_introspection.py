@@ -218,10 +218,5 @@ def test_tokens_die_with_their_oauth_client(live: Live) -> None:
         session=session,
     )
     assert live.introspect(token["access_token"])["active"] is True
-    with live.api.rt.store.write("test") as txn:
-        from authz.store.models import OAuthClient
-
-        row = txn.session.get(OAuthClient, oc["client_id"])
-        assert row is not None
-        row.disabled_at = clock.now()
+    oauth_clients.disable_client(live.api.rt.store, "test", live.api.org_id, oc["client_id"])
     assert live.introspect(token["access_token"]) == {"active": False}

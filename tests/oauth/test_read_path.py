@@ -23,13 +23,14 @@ def _decoded(segment: str) -> bytes:
     return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
 
 
-def test_exchanges_that_only_read_write_nothing(live: Live) -> None:
+def test_exchanges_write_only_the_audit_of_what_they_issue(live: Live) -> None:
     sam = live.api.client("Sam", "adult", "sam@x.test")
     sue = live.api.client("Sue", "adult", "sam@x.test")
     live.sign_in(f"client:{sam['id']}", "sam@x.test")  # the first sign-in verifies the address
     link, jenna = live.api.grant(sam["id"], "jenna@x.test")
     before = live.api.snapshot()
-    # A further sign-in, a toggle, a switch and a switch back, introspection: reads only.
+    # A further sign-in, a toggle, a switch and a switch back, introspection: each issued token
+    # is one audit row, and nothing else changes.
     sams = live.sign_in(f"client:{sam['id']}", "sam@x.test")
     assert live.verify(live.exchange(sams, f"client:{sue['id']}")["access_token"])["sub"] == (
         f"client:{sue['id']}"
@@ -39,7 +40,9 @@ def test_exchanges_that_only_read_write_nothing(live: Live) -> None:
     back = live.exchange(as_sam, live.verify(jenna)["sub"])["access_token"]
     assert live.verify(back)["authz_via"] == "self"
     assert live.introspect(as_sam)["active"] is True
-    assert live.api.snapshot() == before
+    live.api.assert_only_refusals_since(before, ["token.issued"] * 4)
+    kinds = [e.after["kind"] for e in live.audit("token.issued")[-4:]]
+    assert kinds == ["sign-in", "toggle", "switch", "switch back"]
 
 
 def _signed(live: Live, header: dict[str, Any], payload: bytes) -> str:

@@ -43,7 +43,10 @@ def test_batch_answers_in_order() -> None:
     sub = Subject("client:cli_tom", "org_1", "cli_tom")
     reqs = [CheckRequest(sub, "client.read", Resource("client", c))
             for c in ("cli_tom", "cli_gus", "cli_jenna")]
-    assert [d.allowed for d in e.check_batch(reqs)] == [True, False, True]
+    # Tom shares Jenna's email, but his own token acts on his own account only.
+    decided = e.check_batch(reqs)
+    assert [d.allowed for d in decided] == [True, False, False]
+    assert decided[2].rule == "token: one account"
 
 
 def test_accounts_for_a_login_list_every_own_account_and_their_grants() -> None:

@@ -32,7 +32,7 @@ def verify_email(store: Store, org_id: str, client_id: str) -> None:
         txn.record("client.email_verified", client_id, None, {"email_verified": True}, [client_id])
 
 
-def family(store: Store) -> dict[str, str]:
+def family(store: Store, sam_email: str = "sam@example.org") -> dict[str, str]:
     org = orgs.create_org(store, "op", "Maple Clinic", ["linked_portal_access"])["id"]
     prv = orgs.create_provider(store, "op", org, "lee@example.org", "Dr. Lee")["id"]
     lee = Principal(kind="provider", id=prv, org_id=org)
@@ -50,7 +50,7 @@ def family(store: Store) -> dict[str, str]:
             "first_name": "Sam",
             "client_type": "minor",
             "birth_date": "2016-03-01",
-            "email": "fam@example.org",
+            "email": sam_email,
         },
     )["id"]
     link = links.create_link(
@@ -92,7 +92,8 @@ def revoke_portal_access(store: Store, ids: dict[str, str]) -> dict[str, Any]:
 
 
 def pay(engine: Engine, ids: dict[str, str], pm: str) -> bool:
-    subject = Subject(f"client:{ids['jenna']}", ids["org"], ids["jenna"])
+    """Jenna pays Sam's invoice with the token Switch Account issues (acting as Sam)."""
+    subject = Subject(f"client:{ids['jenna']}", ids["org"], ids["sam"], ids["link"], "delegation")
     req = CheckRequest(subject, "invoice.pay", Resource("invoice", "inv_1", ids["sam"]), pm)
     return engine.check(req).allowed
 
@@ -118,23 +119,24 @@ def test_grant_lifecycle_is_seen_incrementally(store: Store) -> None:
     assert not pay(engine, ids, "pm_sam")
 
 
-def test_shared_email_needs_both_verified(store: Store) -> None:
-    ids = family(store)
+def test_shared_email_follows_the_recorded_address(store: Store) -> None:
+    ids = family(store, sam_email="fam@example.org")
     facts = FactIndex.load(store)
     engine = Engine(POLICY, facts)
-    subject = Subject(f"client:{ids['jenna']}", ids["org"], ids["jenna"])
-    read_sam = CheckRequest(subject, "client.read", Resource("client", ids["sam"]))
-    assert not engine.check(read_sam).allowed
-    verify_email(store, ids["org"], ids["jenna"])
-    verify_email(store, ids["org"], ids["sam"])
-    facts.ensure_fresh(store)
-    assert facts.last_refresh["client"] == 2 and facts.last_refresh["link"] == 0
+    own = Subject(f"client:{ids['jenna']}", ids["org"], ids["jenna"])
+    toggled = Subject(f"client:{ids['jenna']}", ids["org"], ids["sam"], None, "shared_email")
+    read_sam = CheckRequest(toggled, "client.read", Resource("client", ids["sam"]))
+    # The login proved the address both accounts are recorded with: no flag on either counts.
     d = engine.check(read_sam)
-    assert d.allowed and "shares the verified email" in d.reason
-    assert [a.via for a in engine.accounts(subject)] == ["self", "shared_email"]
+    assert d.allowed and "proved the email" in d.reason
+    assert [a.via for a in engine.accounts(own)][:2] == ["self", "shared_email"]
+    # Jenna's own token acts on her own account only.
+    assert not engine.check(read_sam._replace(subject=own)).allowed
     clients.patch_client(store, "op", ids["org"], ids["sam"], {"email": "sam@example.org"})
     facts.ensure_fresh(store)
+    assert facts.last_refresh["client"] == 1
     assert not engine.check(read_sam).allowed
+    assert "shared_email" not in [a.via for a in engine.accounts(own)]
 
 
 def test_ensure_fresh_with_a_token_already_met_reads_nothing(store: Store) -> None:
@@ -210,7 +212,7 @@ def test_minor_grant_ends_at_majority_without_a_write(store: Store) -> None:
     later = dt.datetime(2034, 3, 2, tzinfo=dt.UTC)
     assert pay(Engine(POLICY, facts), ids, "pm_sam")
     engine = Engine(POLICY, facts, now=lambda: later)
-    subject = Subject(f"client:{ids['jenna']}", ids["org"], ids["jenna"])
+    subject = Subject(f"client:{ids['jenna']}", ids["org"], ids["sam"], ids["link"], "delegation")
     d = engine.check(CheckRequest(subject, "client.read", Resource("client", ids["sam"])))
     assert not d.allowed and "came of age" in d.reason
 
@@ -263,7 +265,7 @@ def test_a_full_load_reads_times_and_dates_as_each_store_hands_them(store: Store
         prv,
     )
     assert g.acknowledged_on == dt.datetime.now(dt.UTC).date()
-    subject = Subject(f"client:{jenna}", org, jenna)
+    subject = Subject(f"client:{jenna}", org, sam, link["id"], "delegation")
     read = CheckRequest(subject, "client.read", Resource("client", sam))
     assert Engine(POLICY, facts).check(read).allowed
     after = clock_now + dt.timedelta(seconds=1)
