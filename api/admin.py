@@ -144,7 +144,9 @@ def accept_invite(token: str) -> tuple[Response, int]:
 
 @bp.post("/links/<link_id>/portal-access/revoke")
 def revoke_portal_access(link_id: str) -> tuple[Response, int]:
-    return _ok(links.revoke_by_receiver(runtime().store, principal(), link_id))
+    rt = runtime()
+    body = json_body() if request.content_length else {}
+    return _ok(links.end_grant(rt.store, rt.settings, principal(), link_id, body))
 
 
 # -- payment methods, notifications, outbox -----------------------------------------------------

@@ -90,6 +90,7 @@ def link_view(
             "activated_at": _iso(link.activated_at),
             "revoked_at": _iso(link.revoked_at),
             "revoked_by": link.revoked_by,
+            "revoked_reason": link.revoked_reason,
             "expires_at": _iso(link.expires_at),
         }
     return view
@@ -128,14 +129,16 @@ def _validate_attrs(data: dict[str, Any], creating: bool) -> dict[str, Any]:
     return clean
 
 
-def _validate_portal(raw: Any) -> dict[str, Any]:
-    """`{"enabled": bool, "acknowledgement": str, "access_level": …, "expires_at": …}`."""
+def _validate_portal(raw: Any, creating: bool) -> dict[str, Any]:
+    """`{"enabled": bool, "acknowledgement": str, "access_level": …, "expires_at": …}`: on a
+    patch, a merge patch (RFC 7396): a key left out keeps its value; `expires_at: null` removes
+    the expiry."""
     if not isinstance(raw, dict):
         raise ValidationFailed([("portal_access", "must be an object")])
     errors: list[tuple[str, str]] = []
     known = {"enabled", "acknowledgement", "access_level", "expires_at"}
     errors.extend((f"portal_access.{k}", "unknown field") for k in raw if k not in known)
-    if not isinstance(raw.get("enabled"), bool):
+    if (creating or "enabled" in raw) and not isinstance(raw.get("enabled"), bool):
         errors.append(("portal_access.enabled", "is required and must be a boolean"))
     ack = raw.get("acknowledgement")
     if ack is not None and (not isinstance(ack, str) or len(ack) > 4000):
@@ -156,12 +159,50 @@ def _validate_portal(raw: Any) -> dict[str, Any]:
     if errors:
         raise ValidationFailed(errors)
     return {
-        "enabled": raw["enabled"],
+        "enabled": raw.get("enabled"),
         "acknowledgement": ack,
         "access_level": level,
         "expires_at": expires,
         "keys": set(raw),
     }
+
+
+def check_ages(
+    settings: Settings, receiver: Client, caregiver: Client, client_type: str
+) -> None:
+    """Refuse at once what could never work: a care receiver recorded as a minor but past the
+    age of majority, or a link's `client_type` that its client's birth date contradicts."""
+    today = clock.now().date()
+    if receiver.client_type == "minor" and receiver.birth_date is not None:
+        of_age = grants.majority_date(receiver.birth_date, settings.majority_age)
+        if of_age <= today:
+            raise ValidationFailed(
+                [
+                    (
+                        "portal_access",
+                        f"{display_name(receiver)} is recorded as a minor but was born on "
+                        f"{receiver.birth_date.isoformat()} and came of age on "
+                        f"{of_age.isoformat()}: record them as an adult first",
+                    )
+                ]
+            )
+    _check_client_type(settings, caregiver, client_type)
+
+
+def _check_client_type(settings: Settings, client: Client, client_type: str) -> None:
+    if client.birth_date is None:
+        return
+    adult = grants.majority_date(client.birth_date, settings.majority_age) <= clock.now().date()
+    if (client_type == "adult") != adult:
+        raise ValidationFailed(
+            [
+                (
+                    "client_type",
+                    f"{display_name(client)} was born on {client.birth_date.isoformat()}, so "
+                    f"is {'an adult' if adult else 'a minor'}, not {client_type!r}",
+                )
+            ]
+        )
 
 
 def _pair_key(a: str, b: str) -> str:
@@ -266,22 +307,23 @@ def _apply_portal(
     portal: dict[str, Any],
     receiver: Client,
     caregiver: Client,
-) -> str | None:
-    """Enable, change or disable portal access; return a new invite token if one was made."""
-    now = clock.now()
-    if not portal["enabled"]:
-        if link.portal_status in ("pending", "active"):
-            link.portal_status, link.revoked_at, link.revoked_by = "revoked", now, principal.label
-            link.grant_version += 1
-            for inv in txn.session.scalars(
-                select(Invite).where(
-                    Invite.link_id == link.id,
-                    Invite.used_at.is_(None),
-                    Invite.cancelled_at.is_(None),
-                )
-            ):
-                inv.cancelled_at = now
-        return None
+) -> tuple[str | None, str | None]:
+    """Enable, change or disable portal access as a merge patch; return a new invite token if
+    one was made, and the kind of change (enabled, widened, narrowed, revoked; None: none).
+
+    A grant widens (a higher level, a later or removed expiry, re-enabling) only with a new
+    acknowledgement, recorded with the provider; narrowing needs none; the same terms change
+    nothing."""
+    now, keys = clock.now(), portal["keys"]
+    live = link.portal_status in ("pending", "active")
+    enabled = portal["enabled"] if "enabled" in keys else live
+    if not enabled:
+        if not live:
+            return None, None
+        link.portal_status, link.revoked_at, link.revoked_by = "revoked", now, principal.label
+        link.grant_version += 1
+        _cancel_invites(txn, link, now)
+        return None, "revoked"
     org = txn.session.get(Organization, link.org_id)
     if org is None or ENTITLEMENT not in (org.entitlements or []):
         raise EntitlementRequired(
@@ -293,36 +335,95 @@ def _apply_portal(
         raise ValidationFailed(
             [("portal_access", "a minor cannot be given access to another account")]
         )
-    changing_only = (
-        link.portal_status in ("pending", "active") and "acknowledgement" not in portal["keys"]
+    check_ages(settings, receiver, caregiver, link.client_type)
+    level = portal["access_level"] if "access_level" in keys or not live else link.access_level
+    level = level or "full"
+    old_expiry = clock.aware(link.expires_at)
+    expires = portal["expires_at"] if "expires_at" in keys or not live else old_expiry
+    ack = (portal["acknowledgement"] or "").strip() if "acknowledgement" in keys else ""
+    required = (
+        "portal_access.acknowledgement",
+        "is required: the provider must acknowledge that the caregiver gets "
+        "full access to the care receiver's account",
     )
-    if changing_only:
-        # Narrowing or re-dating an existing grant needs no new acknowledgement.
-        if portal["access_level"] != link.access_level or portal["expires_at"] != clock.aware(
-            link.expires_at
-        ):
-            link.access_level, link.expires_at = portal["access_level"], portal["expires_at"]
-            link.grant_version += 1
-        return None
-    ack = (portal["acknowledgement"] or "").strip()
-    if not ack:
-        raise ValidationFailed(
-            [
-                (
-                    "portal_access.acknowledgement",
-                    "is required: the provider must acknowledge that the caregiver gets "
-                    "full access to the care receiver's account",
-                )
-            ]
+    if live:
+        old_level = link.access_level or "full"
+        same = level == old_level and expires == old_expiry
+        if same and (not ack or ack == link.acknowledgement):
+            return None, None
+        wider = not grants.LEVEL_SCOPES[level] <= grants.LEVEL_SCOPES[old_level] or (
+            old_expiry is not None and (expires is None or expires > old_expiry)
         )
+        if wider and not ack:
+            raise ValidationFailed(
+                [
+                    (
+                        "portal_access.acknowledgement",
+                        "is required to widen a grant (a higher access level, a later or no "
+                        "expiry): the provider acknowledges the new terms",
+                    )
+                ]
+            )
+        link.access_level, link.expires_at = level, expires
+        if ack:
+            _acknowledge(link, principal, ack, now)
+        link.grant_version += 1
+        return None, "widened" if wider else "narrowed"
+    if not ack:
+        raise ValidationFailed([required])
     link.portal_status = "pending"
-    link.access_level, link.expires_at = portal["access_level"], portal["expires_at"]
+    link.access_level, link.expires_at = level, expires
+    _acknowledge(link, principal, ack, now)
+    link.activated_at = link.revoked_at = None
+    link.revoked_by = link.revoked_reason = None
+    link.grant_version += 1
+    return _issue_invite(txn, settings, link, receiver, caregiver), "enabled"
+
+
+def _acknowledge(link: Link, principal: Principal, ack: str, now: dt.datetime) -> None:
     link.acknowledgement, link.acknowledged_at = ack, now
     link.acknowledged_by = principal.id if principal.kind == "provider" else principal.label
-    link.activated_at = link.revoked_at = None
-    link.revoked_by = None
-    link.grant_version += 1
-    return _issue_invite(txn, settings, link, receiver, caregiver)
+
+
+def _cancel_invites(txn: WriteTxn, link: Link, now: dt.datetime) -> None:
+    for inv in txn.session.scalars(
+        select(Invite).where(
+            Invite.link_id == link.id, Invite.used_at.is_(None), Invite.cancelled_at.is_(None)
+        )
+    ):
+        inv.cancelled_at = now
+
+
+def _tell_both(
+    txn: WriteTxn, settings: Settings, link: Link, receiver: Client, caregiver: Client, what: str
+) -> None:
+    """Every change of a grant is emailed to the caregiver and to an adult care receiver."""
+    receiver_name, caregiver_name = display_name(receiver), display_name(caregiver)
+    level = link.access_level or "full"
+    until = clock.aware(link.expires_at)
+    terms = f"{level} access" + (f" until {until.date().isoformat()}" if until else "")
+    lines = {
+        "enabled": f"{caregiver_name} was offered {terms} to {receiver_name}'s account.",
+        "widened": f"{caregiver_name}'s access to {receiver_name}'s account was widened to "
+        f"{terms}.",
+        "narrowed": f"{caregiver_name}'s access to {receiver_name}'s account was narrowed to "
+        f"{terms}.",
+        "revoked": f"{caregiver_name}'s access to {receiver_name}'s account was ended.",
+    }
+    text = lines.get(what, f"{caregiver_name}'s access to {receiver_name}'s account changed.")
+    for person in (caregiver, receiver):
+        if person is receiver and receiver.client_type != "adult":
+            continue
+        if person.email:
+            outbox.enqueue(
+                txn,
+                link.org_id,
+                "portal_access.changed",
+                person.email,
+                f"Portal access to {receiver_name}'s account changed",
+                f"Hello {display_name(person)},\n\n{text}\n",
+                person.id,
+            )
 
 
 def create_link(
@@ -345,7 +446,9 @@ def create_link(
         raise ValidationFailed([("send_welcome_invite", "must be a boolean")])
     attrs = _validate_attrs(data, creating=True)
     portal = (
-        _validate_portal(data["portal_access"]) if data.get("portal_access") is not None else None
+        _validate_portal(data["portal_access"], creating=True)
+        if data.get("portal_access") is not None
+        else None
     )
     if "new_client" in data and not isinstance(data["new_client"], dict):
         raise ValidationFailed([("new_client", "must be an object")])
@@ -400,10 +503,15 @@ def create_link(
             updated_at=now,
             grant_version=0,
         )
+        _check_client_type(settings, caregiver, link.client_type)
         txn.session.add(link)
         invite = None
         if portal is not None:
-            invite = _apply_portal(txn, settings, principal, link, portal, receiver, caregiver)
+            invite, change = _apply_portal(
+                txn, settings, principal, link, portal, receiver, caregiver
+            )
+            if change == "enabled" and receiver.client_type == "adult":
+                _tell_both(txn, settings, link, receiver, caregiver, change)
         txn.session.flush()
         txn.record("link.created", link.id, None, link_view(link), [receiver.id, caregiver.id])
         view = link_view(link, receiver.id)
@@ -453,6 +561,14 @@ def get_link(
         return link_view(link, client_id, effective(session, settings, link))
 
 
+class _Unchanged(Exception):
+    """A patch that changes nothing: its write is rolled back, the current view answered."""
+
+    def __init__(self, view: dict[str, Any]) -> None:
+        super().__init__("unchanged")
+        self.view = view
+
+
 def patch_link(
     store: Store,
     settings: Settings,
@@ -462,13 +578,31 @@ def patch_link(
     link_id: str,
     data: dict[str, Any],
 ) -> dict[str, Any]:
-    """Edit a link (only from the original client's side)."""
+    """Edit a link (only from the original client's side); a patch that changes nothing
+    writes nothing."""
+    try:
+        return _patch_link(store, settings, principal, org_id, client_id, link_id, data)
+    except _Unchanged as same:
+        return same.view | {"revision": str(store.revision())}
+
+
+def _patch_link(
+    store: Store,
+    settings: Settings,
+    principal: Principal,
+    org_id: str,
+    client_id: str,
+    link_id: str,
+    data: dict[str, Any],
+) -> dict[str, Any]:
     unknown = [(k, "unknown field") for k in data if k not in {*LINK_FIELDS, "portal_access"}]
     if unknown:
         raise ValidationFailed(unknown)
     attrs = _validate_attrs(data, creating=False)
     portal = (
-        _validate_portal(data["portal_access"]) if data.get("portal_access") is not None else None
+        _validate_portal(data["portal_access"], creating=False)
+        if data.get("portal_access") is not None
+        else None
     )
     with store.write(principal.label, org_id) as txn:
         link = _get_link(txn.session, org_id, client_id, link_id)
@@ -476,23 +610,30 @@ def patch_link(
         before = link_view(link)
         for key, value in attrs.items():
             setattr(link, key, value)
-        invite = None
+        receiver = txn.session.get(Client, link.original_client_id)
+        caregiver = txn.session.get(Client, link.linked_client_id)
+        assert receiver is not None and caregiver is not None
+        if "client_type" in attrs:
+            _check_client_type(settings, caregiver, link.client_type)
+        invite = change = None
         if portal is not None:
-            receiver = txn.session.get(Client, link.original_client_id)
-            caregiver = txn.session.get(Client, link.linked_client_id)
-            assert receiver is not None and caregiver is not None
-            invite = _apply_portal(txn, settings, principal, link, portal, receiver, caregiver)
+            invite, change = _apply_portal(
+                txn, settings, principal, link, portal, receiver, caregiver
+            )
+        if link_view(link) == before:
+            # The same terms change nothing: no revision, no email, no new invite.
+            raise _Unchanged(link_view(link, client_id, effective(txn.session, settings, link)))
         link.updated_at = clock.now()
-        after = link_view(link)
-        kind = "link.updated"
-        if (
-            before["portal_access"]
-            and after["portal_access"]
-            and before["portal_access"]["status"] != "revoked"
-            and after["portal_access"]["status"] == "revoked"
-        ):
-            kind = "grant.revoked"
-        txn.record(kind, link.id, before, after, [link.original_client_id, link.linked_client_id])
+        if change is not None:
+            _tell_both(txn, settings, link, receiver, caregiver, change)
+        kind = {"revoked": "grant.revoked", "widened": "grant.widened"}.get(change or "")
+        txn.record(
+            kind or "link.updated",
+            link.id,
+            before,
+            link_view(link),
+            [link.original_client_id, link.linked_client_id],
+        )
         view = link_view(link, client_id, effective(txn.session, settings, link))
     view["revision"] = str(txn.revision)
     if invite is not None and settings.dev_mode:
@@ -520,40 +661,58 @@ def delete_link(
     return {"id": link_id, "deleted": True, "revision": str(txn.revision)}
 
 
-def revoke_by_receiver(store: Store, principal: Principal, link_id: str) -> dict[str, Any]:
-    """An adult care receiver ends a caregiver's portal access from their own token."""
-    if principal.kind != "client" or principal.actor is not None or principal.via == "delegation":
-        raise Forbidden("only the care receiver, signed in as themselves, can do this")
+def end_grant(
+    store: Store, settings: Settings, principal: Principal, link_id: str, data: dict[str, Any]
+) -> dict[str, Any]:
+    """End portal access: by a provider of the organization, by the adult care receiver, or
+    by the caregiver renouncing it (each signed in as themselves), with an optional reason."""
+    unknown = [(k, "unknown field") for k in data if k != "reason"]
+    reason = data.get("reason")
+    if reason is not None and (not isinstance(reason, str) or len(reason) > 2000):
+        unknown.append(("reason", "must be text of at most 2000 characters"))
+    if unknown:
+        raise ValidationFailed(unknown)
+    provider = principal.is_admin_of(principal.org_id)
+    if not provider and (principal.kind != "client" or principal.via == "delegation"):
+        raise Forbidden(
+            "a provider, the care receiver or the caregiver, signed in as themselves, "
+            "can end portal access"
+        )
     with store.write(principal.label, principal.org_id) as txn:
         link = txn.session.get(Link, link_id) if isinstance(link_id, str) else None
+        sides = (link.original_client_id, link.linked_client_id) if link else ()
         if (
             link is None
             or link.org_id != principal.org_id
-            or link.original_client_id != principal.id
+            or not (provider or principal.id in sides)
         ):
             raise NotFound(f"link {link_id} not found on your account")
         receiver = txn.session.get(Client, link.original_client_id)
-        assert receiver is not None
-        if receiver.client_type != "adult":
+        caregiver = txn.session.get(Client, link.linked_client_id)
+        assert receiver is not None and caregiver is not None
+        role = "provider"
+        if not provider:
+            role = "care receiver" if principal.id == receiver.id else "caregiver"
+        if role == "care receiver" and receiver.client_type != "adult":
             raise Forbidden("a minor's caregiver access is managed by the practice")
         if link.portal_status not in ("pending", "active"):
             raise Conflict(f"portal access on {link_id} is {link.portal_status or 'not set'}")
         before = link_view(link)
-        link.portal_status, link.revoked_at, link.revoked_by = (
-            "revoked",
-            clock.now(),
-            principal.label,
-        )
+        now = clock.now()
+        link.portal_status, link.revoked_at, link.revoked_by = "revoked", now, principal.label
+        link.revoked_reason = reason.strip() if reason else None
         link.grant_version += 1
-        link.updated_at = clock.now()
+        link.updated_at = now
+        _cancel_invites(txn, link, now)
+        _tell_both(txn, settings, link, receiver, caregiver, "revoked")
         txn.record(
             "grant.revoked",
             link.id,
             before,
-            link_view(link),
+            link_view(link) | {"ended_by_role": role},
             [link.original_client_id, link.linked_client_id],
         )
-    return link_view(link, principal.id) | {"revision": str(txn.revision)}
+    return link_view(link, None if provider else principal.id) | {"revision": str(txn.revision)}
 
 
 def accept_invite(
@@ -578,7 +737,7 @@ def accept_invite(
 def _accept_invite(
     store: Store, settings: Settings, principal: Principal, token: str
 ) -> dict[str, Any]:
-    if principal.kind != "client" or principal.actor is not None:
+    if principal.kind != "client" or principal.via == "delegation":
         raise Forbidden("accept the invite signed in as yourself, not as another account")
     with store.write(principal.label, principal.org_id) as txn:
         invite = txn.session.scalar(

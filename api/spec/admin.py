@@ -148,6 +148,7 @@ SCHEMAS: dict[str, Any] = {
             "activated_at": TIME,
             "revoked_at": TIME,
             "revoked_by": nullable(STR),
+            "revoked_reason": nullable(STR),
             "expires_at": TIME,
         },
         ("status",),
@@ -193,6 +194,9 @@ SCHEMAS: dict[str, Any] = {
         {"id": STR, "client_id": STR, "label": STR, "revision": REVISION},
         ("id", "client_id", "label"),
         closed=False,
+    ),
+    "GrantEnd": obj(
+        {"reason": {"type": "string", "maxLength": 2000, "description": "Why it ends"}}, ()
     ),
     "PaymentMethodCreate": obj(
         {
@@ -404,9 +408,12 @@ PATHS: dict[str, Any] = {
         "parameters": [LINK_ID],
         "post": operation(
             "revokePortalAccess",
-            "Extension: an adult care receiver ends a caregiver's portal access",
+            "End portal access: a provider, the adult care receiver, or the caregiver "
+            "(renouncing), with an optional reason; recorded with who and when",
             TAG,
             (200, _written("Link")),
+            body=ref("GrantEnd"),
+            body_required=False,
             errors=(400, 403, 404, 409),
         ),
     },

@@ -102,6 +102,7 @@ def operation(
     errors: tuple[int, ...] = (400, 401, 403, 404),
     public: bool = False,
     links: dict[str, Any] | None = None,
+    body_required: bool = True,
 ) -> dict[str, Any]:
     """One operation with its success response and the standard problem responses.
 
@@ -129,7 +130,7 @@ def operation(
     if parameters:
         op["parameters"] = parameters
     if body is not None:
-        op["requestBody"] = {"required": True, "content": {JSON: {"schema": body}}}
+        op["requestBody"] = {"required": body_required, "content": {JSON: {"schema": body}}}
     op["security"] = [] if public else [{"bearer": []}]
     return op
 

@@ -144,6 +144,7 @@ class Link(Base):
     activated_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
     revoked_by: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    revoked_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     expires_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
     # Bumped whenever the grant changes, so that tokens minted before an edit can be told apart.
     grant_version: Mapped[int] = mapped_column(Integer, default=0)
