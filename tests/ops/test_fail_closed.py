@@ -198,7 +198,8 @@ def test_outage_fails_closed_and_recovers(proxied: tuple[Api, TcpProxy]) -> None
     # Nothing the outage refused was written: one client (the write above) and its audit rows.
     after = _counts(api)
     assert after[0] == before[0] + 1
-    assert after[2] == before[2] + 1
+    # Three writes: the client, and the two tokens issued above (each one is audited).
+    assert after[2] == before[2] + 3
     assert audit_log.verify(api.rt.store)["ok"]
     with api.rt.store.read() as session:
         rows = session.scalars(select(Decision).order_by(Decision.seq)).all()
