@@ -11,6 +11,7 @@ from collections import defaultdict
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from authz import audit, clients, clock, grants
 from authz.config import Settings
@@ -20,7 +21,18 @@ from authz.links import grant_facts
 from authz.policy.engine import Engine, PolicySet
 from authz.policy.facts import FactIndex
 from authz.store.db import Store
-from authz.store.models import Client, Decision, Link, Organization, Provider, Reviewer
+from authz.store.models import (
+    AuditEvent,
+    Client,
+    Decision,
+    Link,
+    Organization,
+    Provider,
+    Reviewer,
+)
+
+#: Issued-token kinds (the `token.issued` audit rows) that act as another account.
+SWITCH_KINDS = ("switch", "toggle")
 
 READ_KIND = "review.read"
 EXPIRING_WITHIN = dt.timedelta(days=30)
@@ -136,6 +148,7 @@ def build(
             )
             .group_by(Decision.owner_client_id, Decision.actor, Decision.action, Decision.allowed)
         ).all()
+        switch_rows = _switches_into(session, org_id, client_id)
     by_email: dict[str, list[str]] = defaultdict(list)
     for c in everyone.values():
         if c.email:
@@ -158,13 +171,14 @@ def build(
         return staff.get(ident) or subject
 
     acted: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
-    for owner, actor, action, allowed, count, first, last in acted_rows:
-        owner, actor = str(owner), str(actor)  # both filtered to be set
+
+    def acted_entry(owner: str, actor: str, first: Any, last: Any) -> dict[str, Any]:
         entry = acted[owner].setdefault(
             actor,
             {
                 "actor": actor,
                 "name": label(actor),
+                "switches": 0,
                 "decisions": 0,
                 "allowed": 0,
                 "denied": 0,
@@ -173,13 +187,20 @@ def build(
                 "actions": [],
             },
         )
-        entry["decisions"] += count
-        entry["allowed" if allowed else "denied"] += count
         first, last = audit.jsonable(clock.aware(first)), audit.jsonable(clock.aware(last))
         entry["first_at"] = min(filter(None, (entry["first_at"], first)))
         entry["last_at"] = max(filter(None, (entry["last_at"], last)))
+        return entry
+
+    for owner, actor, action, allowed, count, first, last in acted_rows:
+        entry = acted_entry(str(owner), str(actor), first, last)  # both filtered to be set
+        entry["decisions"] += count
+        entry["allowed" if allowed else "denied"] += count
         if action not in entry["actions"]:
             entry["actions"].append(action)
+    # Switching into an account is acting for it even before the first decision is asked.
+    for owner, actor, at in switch_rows:
+        acted_entry(owner, actor, at, at)["switches"] += 1
 
     links_of: dict[str, list[dict[str, Any]]] = defaultdict(list)
     grants_on: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -365,3 +386,26 @@ def org_for(store: Store, org_id: str | None, client_id: str | None) -> str:
             ]
         )
     return orgs[0]
+
+
+def _switches_into(
+    session: Session, org_id: str, client_id: str | None
+) -> list[tuple[str, str, Any]]:
+    """(account, acting login, when) for every token issued to act as another account."""
+    kind = AuditEvent.after["kind"].as_string()
+    rows = session.execute(
+        select(AuditEvent.after, AuditEvent.at).where(
+            AuditEvent.org_id == org_id,
+            AuditEvent.kind == "token.issued",
+            kind.in_(SWITCH_KINDS),
+        )
+    ).all()
+    out = []
+    for after, at in rows:
+        account, login = (after or {}).get("account"), (after or {}).get("act")
+        if not (isinstance(account, str) and isinstance(login, str) and account != login):
+            continue
+        owner = account.partition(":")[2]
+        if client_id is None or owner == client_id:
+            out.append((owner, login, at))
+    return out

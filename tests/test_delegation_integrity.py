@@ -238,6 +238,13 @@ def test_every_issued_token_is_in_the_audit_trail(api: Api) -> None:
         "GET", f"/v1/audit?client={f['mia']['id']}&kind=token.issued", token=_reviewer(api)
     )
     assert any(e["after"]["kind"] == "switch" for e in trail["items"])
+    # The review's "who acted" shows the switch into Mia's account, before any decision.
+    from authz import review
+
+    report = review.build(api.rt.store, api.rt.settings, api.org_id, f["mia"]["id"])
+    [mia] = [c for c in report["clients"] if c["id"] == f["mia"]["id"]]
+    [acted] = mia["acted_for_by"]
+    assert (acted["actor"], acted["switches"]) == (f"client:{f['carlos']['id']}", 1)
 
 
 def _reviewer(api: Api) -> str:

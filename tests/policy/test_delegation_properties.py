@@ -83,7 +83,7 @@ def reads(engine: Engine, subject: Subject, owner: str) -> bool:
 
 @FAMILIES
 @given(graphs())
-def test_the_exchange_issues_exactly_what_the_switch_account_list_shows(g: dict[str, Any]) -> None:
+def test_the_exchange_the_switch_account_list_and_who_can_agree(g: dict[str, Any]) -> None:
     engine = engine_of(g)
     facts = engine.facts
     for login in g["clients"]:
@@ -102,6 +102,9 @@ def test_the_exchange_issues_exactly_what_the_switch_account_list_shows(g: dict[
         for target in g["clients"]:
             found = delegation.reach(facts, login.id, target.id, NOW)
             assert (found is not None) == (target.id in listed), (login.id, target.id)
+            # who-can (the compliance view) lists exactly the logins that can act as the account.
+            who = {a.subject for a in engine.who_can(target.org_id, target.id)}
+            assert (f"client:{login.id}" in who) == (found is not None), (login.id, target.id)
             # The login's own token acts on its own account only.
             assert reads(engine, own_subject, target.id) == (target.id == login.id)
             if found is None:
