@@ -37,7 +37,7 @@ def init_app(app: Flask) -> None:
     def _replication() -> str:
         # Informational, never failing: a replica without its notification channel still
         # answers correctly (each check reads the revision); it is only colder.
-        listener = listener_of(rt)
+        listener = listener_of(rt.extras)
         if listener is None:
             if rt.store.published_revision() is not None:
                 return "SQLite: writes publish their revision beside the database; checks read it"

@@ -165,7 +165,7 @@ def freshness(rt: Runtime) -> ReplicaState:
     """This process's freshness now: the store's revision (one read) against the facts'.
 
     Raises AuthzError when the store does not answer."""
-    listener = listener_of(rt)
+    listener = listener_of(rt.extras)
     state = dataclasses.replace(listener.state) if listener is not None else ReplicaState()
     state.seen = max(state.seen, rt.store.revision())
     service = rt.extras.get("access")

@@ -56,9 +56,9 @@ def settle(app: Any) -> None:
 def start_replication(app: Any) -> None:
     """Listen for other replicas' writes and keep this process's policy facts warm."""
     from api.metrics import observe_replica
-    from authz import replication
+    from authz import access
 
-    replication.start(app.extensions["authz"], on_state=observe_replica)
+    access.start_replication(app.extensions["authz"], on_state=observe_replica)
 
 
 def _pre_request(worker: Any, req: Any) -> None:

@@ -15,10 +15,11 @@ import dataclasses
 import datetime as dt
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from authz import rfc9068
+from authz import replication, rfc9068
 from authz.errors import Forbidden, RevisionNotReached, Unauthenticated, ValidationFailed
 from authz.policy.decision_log import DecisionLog
 from authz.policy.engine import (
@@ -424,3 +425,26 @@ __all__ = [
     "parse_consistency",
     "service",
 ]
+
+
+def start_replication(
+    runtime: Runtime,
+    poll_interval: float = replication.POLL_INTERVAL,
+    on_state: Callable[[replication.ReplicaState], None] | None = None,
+) -> replication.Listener | None:
+    """Listen for other replicas' writes and keep this process's facts fresh (PostgreSQL only;
+    once per runtime)."""
+    if not replication.is_postgresql(runtime.store):
+        return None
+    found = replication.listener_of(runtime.extras)
+    if found is not None:
+        return found
+    listener = replication.Listener(
+        runtime.store,
+        runtime.settings,
+        lambda revision: service(runtime).fresh(Consistency(revision)),
+        poll_interval,
+        on_state,
+    )
+    runtime.extras["replication"] = listener
+    return listener.start()

@@ -5,6 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+#: The organization entitlement without which no portal-access grant is active.
+ENTITLEMENT = "linked_portal_access"
+
 #: Scopes each access level allows on the care receiver's account. `full` is everything a
 #: client may do for themselves; narrower levels are subsets of it.
 CLIENT_SCOPES = (

@@ -38,7 +38,6 @@ from authz.store.models import (
     Organization,
 )
 
-ENTITLEMENT = "linked_portal_access"
 LINK_FIELDS = ("relationship", "client_type", "emergency_contact", "notify")
 
 
@@ -325,9 +324,9 @@ def _apply_portal(
         _cancel_invites(txn, link, now)
         return None, "revoked"
     org = txn.session.get(Organization, link.org_id)
-    if org is None or ENTITLEMENT not in (org.entitlements or []):
+    if org is None or grants.ENTITLEMENT not in (org.entitlements or []):
         raise EntitlementRequired(
-            f"portal access needs the organization's {ENTITLEMENT} entitlement"
+            f"portal access needs the organization's {grants.ENTITLEMENT} entitlement"
         )
     if principal.kind != "provider" and principal.kind != "service":
         raise Forbidden("only a provider can grant portal access")

@@ -6,13 +6,13 @@ from typing import Any
 
 from sqlalchemy import select
 
-from authz import clock, ids
+from authz import clock, grants, ids
 from authz.emails import normalize_email
 from authz.errors import Conflict, NotFound, ValidationFailed
 from authz.store.db import Store
 from authz.store.models import Organization, Provider, Reviewer
 
-ENTITLEMENTS = ("linked_portal_access",)
+ENTITLEMENTS = (grants.ENTITLEMENT,)
 
 
 def org_view(org: Organization) -> dict[str, Any]:

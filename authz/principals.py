@@ -11,6 +11,9 @@ ADMIN_SCOPE = "authz:admin"
 CHECK_SCOPE = "authz:check"
 CHECK_SUBJECTS_SCOPE = "authz:check:subjects"
 REVIEW_SCOPE = "authz:review"
+#: How a token speaks for its account (`authz_via`): the account itself, a login sharing its
+#: email, or a caregiver's grant.
+VIA = ("self", "shared_email", "delegation")
 
 
 @dataclass(frozen=True)

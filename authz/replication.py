@@ -18,15 +18,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import text
 
+from authz.config import Settings
 from authz.errors import AuthzError
 from authz.store.db import Store, WriteTxn
-
-if TYPE_CHECKING:
-    from authz.runtime import Runtime
 
 CHANNEL = "authz_revision"
 #: Seconds between revision polls while notifications are quiet (the belt to LISTEN's braces).
@@ -78,11 +76,17 @@ class Listener:
 
     def __init__(
         self,
-        runtime: Runtime,
+        store: Store,
+        settings: Settings,
+        refresh: Callable[[int | None], int],
         poll_interval: float = POLL_INTERVAL,
         on_state: Callable[[ReplicaState], None] | None = None,
     ) -> None:
-        self.runtime = runtime
+        # `refresh(revision)` brings this process's facts to at least `revision` (None: the
+        # newest) and returns theirs: the listener knows the store, not what it keeps fresh.
+        self.store = store
+        self.settings = settings
+        self.refresh = refresh
         self.poll_interval = poll_interval
         self.on_state = on_state
         self.state = ReplicaState(channel=True)
@@ -141,13 +145,10 @@ class Listener:
 
     def _catch_up(self, revision: int | None) -> None:
         """Refresh the facts to `revision` (None: the store's newest, one cheap read)."""
-        from authz import access
-
         try:
-            service = access.service(self.runtime)
             if revision is None:
-                self.state.seen = max(self.state.seen, self.runtime.store.revision())
-            self.state.facts = service.fresh(access.Consistency(revision))
+                self.state.seen = max(self.state.seen, self.store.revision())
+            self.state.facts = self.refresh(revision)
         except AuthzError as exc:
             # The store is away: checks fail closed meanwhile; the next poll or notice retries.
             self.state.last_error = type(exc).__name__
@@ -169,8 +170,8 @@ class Listener:
 
     def _connect_args(self) -> dict[str, Any]:
         """libpq parameters of the store's URL, failing as fast as the store's own pool."""
-        url = self.runtime.store.engine.url
-        settings = self.runtime.settings
+        url = self.store.engine.url
+        settings = self.settings
         args: dict[str, Any] = {
             "host": url.host or "127.0.0.1",
             "port": url.port or 5432,
@@ -192,22 +193,7 @@ class Listener:
         return args
 
 
-def start(
-    runtime: Runtime,
-    poll_interval: float = POLL_INTERVAL,
-    on_state: Callable[[ReplicaState], None] | None = None,
-) -> Listener | None:
-    """Start this process's listener (PostgreSQL only; once per runtime)."""
-    if not is_postgresql(runtime.store):
-        return None
-    found = runtime.extras.get("replication")
-    if isinstance(found, Listener):
-        return found
-    listener = Listener(runtime, poll_interval, on_state)
-    runtime.extras["replication"] = listener
-    return listener.start()
-
-
-def listener_of(runtime: Runtime) -> Listener | None:
-    found = runtime.extras.get("replication")
+def listener_of(extras: dict[str, Any]) -> Listener | None:
+    """The listener a runtime's `extras` hold, if this process started one."""
+    found = extras.get("replication")
     return found if isinstance(found, Listener) else None

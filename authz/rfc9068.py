@@ -19,12 +19,12 @@ import jwt
 from authz import clock
 from authz.config import MAX_TOKEN_TTL
 from authz.keys import ALGORITHMS, KeyRing
+from authz.principals import VIA
 
 TYP = "at+jwt"
 #: Skew allowed on `iat`/`nbf` only (replicas' clocks differ a little). None on `exp`: the
 #: issuer treats its own token as expired at `exp`; leeway belongs to relying parties.
 LEEWAY = 5
-VIA = ("self", "shared_email", "delegation")
 
 
 class InvalidToken(Exception):

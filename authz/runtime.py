@@ -49,7 +49,7 @@ class Runtime:
     def close(self) -> None:
         """Stop this process's background threads, write what the decision log still holds and
         close the store's connections (a worker's graceful exit, a test's end)."""
-        listener = replication.listener_of(self)
+        listener = replication.listener_of(self.extras)
         if listener is not None:
             listener.stop()
         service = self.extras.pop("access", None)

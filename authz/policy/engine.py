@@ -23,8 +23,7 @@ from authz import clock
 from authz.errors import AuthzError
 from authz.policy import delegation, vocabulary
 from authz.policy.facts import FactIndex
-from authz.principals import Principal
-from authz.rfc9068 import VIA
+from authz.principals import VIA, Principal
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL_PATH = ROOT / "model.conf"

@@ -24,7 +24,6 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from authz import clock, grants
 from authz.errors import StoreUnavailable
-from authz.links import ENTITLEMENT
 from authz.policy import snapshot
 from authz.store.db import Store
 from authz.store.models import (
@@ -625,7 +624,7 @@ class FactIndex:
             self.org_names.append(row[1])
             self.org_portal.append(0)
         self.org_names[i] = row[1]
-        self.org_portal[i] = ENTITLEMENT in (row[2] or [])
+        self.org_portal[i] = grants.ENTITLEMENT in (row[2] or [])
 
     def put_staff(self, table: dict[str, tuple[int, str]], row: Any) -> None:
         org = self.orgs.get(row[1])
@@ -899,7 +898,7 @@ class FactIndex:
         rflags, cflags = crec[recv + _C_FLAGS], crec[cg + _C_FLAGS]
         if not self.org_portal[crec[recv + _C_ORG]]:
             return grants.GrantState(
-                "revoked", False, f"the organization has no {ENTITLEMENT} entitlement", None
+                "revoked", False, f"the organization has no {grants.ENTITLEMENT} entitlement", None
             )
         exp, birth = lrec[b + _L_EXP], crec[recv + _C_BIRTH]
         facts = grants.GrantFacts(

@@ -22,7 +22,7 @@ import requests
 from sqlalchemy.engine import make_url
 
 from api import create_app
-from authz import keys, replication
+from authz import access, keys
 from tests.conftest import _truncate
 from tests.helpers import Api
 from tests.ops.serving import Server, wait_for
@@ -81,7 +81,7 @@ def test_notifications_keep_a_replica_warm_and_a_lost_channel_catches_up(
     sam = api.client("Sam", "adult", "sam@x.test")["id"]
     link, _ = api.grant(sam, "jenna@x.test")
     # A poll far beyond this test: only notifications (or a reconnection) can refresh B.
-    listener = replication.start(b.extensions["authz"], poll_interval=600)
+    listener = access.start_replication(b.extensions["authz"], poll_interval=600)
     assert listener is not None
     start = api.rt.store.revision()
     wait_for(lambda: _facts_revision(b) >= start, 10, "B to load its facts")
