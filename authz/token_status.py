@@ -1,4 +1,5 @@
-"""Whether one of our access tokens is still good *now*: signature, revocation and its grant."""
+"""Whether one of our access tokens is still good *now* (judged by the access service on the
+same facts as `check`), the rows a sign-in reads, and the revocation list."""
 
 from __future__ import annotations
 
@@ -7,12 +8,12 @@ import functools
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sqlalchemy import and_, bindparam, exists, false, literal_column, select
+from sqlalchemy import bindparam, literal_column, select
 
 from authz import clock
 from authz.runtime import Runtime
 from authz.store.db import Store
-from authz.store.models import ACCOUNT_MODELS, Link, OAuthClient, RevokedToken
+from authz.store.models import ACCOUNT_MODELS, OAuthClient, RevokedToken
 from authz.store.prepared import PreparedRead
 
 
@@ -54,50 +55,26 @@ class OAuthClientRow(NamedTuple):
     jwks: dict[str, Any] | None
 
 
-class LinkRow(NamedTuple):
-    """What decides whether a link's portal access allows a token."""
-
-    id: str
-    org_id: str
-    original_client_id: str
-    linked_client_id: str
-    portal_status: str | None
-    access_level: str | None
-    expires_at: dt.datetime | None
-
-
 @dataclass(frozen=True)
 class Facts:
-    """Everything a token check reads, from one statement: one consistent snapshot."""
+    """What a sign-in reads, from one statement: one consistent snapshot."""
 
-    revoked: bool
     oauth_clients: dict[str, OAuthClientRow]
     #: By label: `client:<id>`, `provider:<id>`, `reviewer:<id>`.
     accounts: dict[str, AccountRow]
-    #: The link a delegated token's `grant` names.
-    grant: LinkRow | None
-    #: The link original→linked of the `pair` asked for.
-    pair: LinkRow | None
 
 
 _CLIENT_COLUMNS = ("id", "org_id", "email", "active", "email_verified", "client_type", "birth_date")
 _STAFF_COLUMNS = ("id", "org_id", "email")
 _OAUTH_COLUMNS = OAuthClientRow._fields
-_LINK_COLUMNS = LinkRow._fields
 
 
 @functools.lru_cache(maxsize=64)
-def _facts_read(
-    jti: bool, oauth_clients: int, accounts: tuple[str, ...], grant: bool, pair: bool
-) -> PreparedRead:
+def _facts_read(oauth_clients: int, accounts: tuple[str, ...]) -> PreparedRead:
     """The statement of one shape: a one-row anchor left-joined to each row asked for, so
     that a missing row reads as NULLs rather than as no row at all."""
     anchor = select(literal_column("1").label("one")).subquery()
-    columns: list[Any] = [
-        exists().where(RevokedToken.jti == bindparam("jti")).label("revoked")
-        if jti
-        else false().label("revoked")
-    ]
+    columns: list[Any] = [anchor.c.one]
     joins: list[tuple[Any, Any]] = []
 
     def join(table: Any, names: tuple[str, ...], condition: Any) -> None:
@@ -111,69 +88,24 @@ def _facts_read(
         account = ACCOUNT_MODELS[kind].__table__.alias(f"acc{i}")
         names = _CLIENT_COLUMNS if kind == "client" else _STAFF_COLUMNS
         join(account, names, account.c.id == bindparam(f"acc{i}"))
-    if grant:
-        link = Link.__table__.alias("grant_link")
-        join(link, _LINK_COLUMNS, link.c.id == bindparam("grant"))
-    if pair:
-        link = Link.__table__.alias("pair_link")
-        join(
-            link,
-            _LINK_COLUMNS,
-            and_(
-                link.c.original_client_id == bindparam("original"),
-                link.c.linked_client_id == bindparam("linked"),
-            ),
-        )
     stmt = select(*columns).select_from(anchor)
     for table, condition in joins:
         stmt = stmt.outerjoin(table, condition)
     return PreparedRead(stmt)
 
 
-def token_accounts(claims: dict[str, Any]) -> list[tuple[str, str]]:
-    """The accounts a token names: its subject and, when delegated, the human acting."""
-    kind, _, ident = str(claims.get("sub", "")).partition(":")
-    accounts = [(kind, ident)] if kind in ACCOUNT_MODELS else []
-    actor = (claims.get("act") or {}).get("sub", "")
-    if isinstance(actor, str) and actor.startswith("client:"):
-        accounts.append(("client", actor.partition(":")[2]))
-    return accounts
-
-
 def read_facts(
     store: Store,
-    claims: dict[str, Any] | None = None,
     accounts: tuple[tuple[str, str], ...] = (),
     oauth_clients: tuple[str, ...] = (),
-    pair: tuple[str, str] | None = None,
 ) -> Facts:
-    """Read in one statement every row the checks need: for a token's `claims`, its
-    revocation, OAuth client, accounts and grant; plus the `accounts`, `oauth_clients` and the
-    link original→linked of `pair` asked for. Plain values, no ORM session."""
-    params: dict[str, Any] = {}
-    wanted_clients: list[str] = []
-    wanted_accounts: list[tuple[str, str]] = []
-    grant = False
-    if claims is not None:
-        params["jti"] = str(claims["jti"])
-        wanted_clients.append(str(claims.get("client_id", "")))
-        wanted_accounts.extend(token_accounts(claims))
-        grant = bool(claims.get("grant"))
-        if grant:
-            params["grant"] = str(claims["grant"])
-    wanted_clients = list(dict.fromkeys((*wanted_clients, *oauth_clients)))
-    wanted_accounts = list(dict.fromkeys((*wanted_accounts, *accounts)))
-    params.update({f"oc{i}": cid for i, cid in enumerate(wanted_clients)})
+    """Read in one statement the `accounts` and `oauth_clients` a sign-in names. Plain values,
+    no ORM session. (Tokens themselves are judged on the fact index: `check`.)"""
+    wanted_clients = list(dict.fromkeys(oauth_clients))
+    wanted_accounts = list(dict.fromkeys(accounts))
+    params: dict[str, Any] = {f"oc{i}": cid for i, cid in enumerate(wanted_clients)}
     params.update({f"acc{i}": ident for i, (_, ident) in enumerate(wanted_accounts)})
-    if pair is not None:
-        params["original"], params["linked"] = pair
-    read = _facts_read(
-        claims is not None,
-        len(wanted_clients),
-        tuple(kind for kind, _ in wanted_accounts),
-        grant,
-        pair is not None,
-    )
+    read = _facts_read(len(wanted_clients), tuple(kind for kind, _ in wanted_accounts))
     row = read.one(store.engine, params)
     assert row is not None  # the anchor always yields one row
     at = 1
@@ -191,20 +123,7 @@ def read_facts(
         if values[0] is not None:
             account = AccountRow(kind, *values)
             found_accounts[account.label] = account
-    grant_row = pair_row = None
-    if grant:
-        grant_row = _link(row[at : at + len(_LINK_COLUMNS)])
-        at += len(_LINK_COLUMNS)
-    if pair is not None:
-        pair_row = _link(row[at : at + len(_LINK_COLUMNS)])
-    return Facts(bool(row[0]), found_clients, found_accounts, grant_row, pair_row)
-
-
-def _link(values: tuple[Any, ...]) -> LinkRow | None:
-    if values[0] is None:
-        return None
-    link = LinkRow._make(values)
-    return link._replace(expires_at=clock.aware(link.expires_at))
+    return Facts(found_clients, found_accounts)
 
 
 def check(runtime: Runtime, token: str) -> TokenStatus:

@@ -3,9 +3,9 @@
 A check verifies two RFC 9068 tokens (the portal backend's and the user's). An ES256 verification
 costs ~130 µs, more than the decision, so `TokenCache` keeps the claims of tokens whose signature
 verified, keyed by the SHA-256 of the token (the token itself is never kept), bounded in size and
-never past `exp`. Whether a verified token is still good *now* (`token_problem`) is the question
-`authz.token_status.status_in` answers from the store, answered here from the `FactIndex`, which
-the caller has made fresh by revision: a revoke that returned is seen by the next check.
+never past `exp`. Whether a verified token is still good *now* (`token_problem`) is answered
+here, from the `FactIndex` the caller has made fresh by revision, for every use of a token
+(check, introspection, the bearer API, the exchange): a revoke that returned is seen next.
 """
 
 from __future__ import annotations
@@ -119,8 +119,7 @@ def token_problem(
 ) -> str | None:
     """Why a verified token is no longer good, from the facts; None while it is.
 
-    The same questions as `authz.token_status.status_in`, in the same order (tests hold the two
-    to the same answers): revoked, its OAuth client, its account, its grant, its shared email.
+    In order: revoked, its OAuth client and audience, its account, its grant, its shared email.
     """
     found = _problem(facts, claims, majority_age, now or clock.now())
     return found if isinstance(found, str) else None

@@ -1,5 +1,6 @@
-"""Token liveness from the fact index agrees with `authz.token_status` (which reads the store),
-and the verified-token cache never outlives `exp` nor its bound."""
+"""Token liveness through a grant's lifecycle: introspection (`token_status.check`), the fact
+index (`token_problem`) and the verified-token cache give the same answer at every step, and the
+cache never outlives `exp` nor its bound."""
 
 from __future__ import annotations
 
