@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from authz import clock, keys
+from authz.base import clock
 from authz.store import migrate
 from authz.store.db import make_engine
 from authz.store.models import Base
+from authz.tokens import keys
 from bench.common import postgres_database
 from tests.helpers import Api
 

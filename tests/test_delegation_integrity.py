@@ -9,10 +9,11 @@ from typing import Any
 
 from sqlalchemy import select
 
-from authz import clock, oauth_clients
-from authz.access import service
-from authz.grants import CLIENT_SCOPES
-from authz.oauth_clients import TOKEN_EXCHANGE
+from authz.base import clock
+from authz.oauth import oauth_clients
+from authz.oauth.oauth_clients import TOKEN_EXCHANGE
+from authz.policy.grants import CLIENT_SCOPES
+from authz.service.access import service
 from authz.store.models import AuditEvent, Decision, OutboxMessage
 from tests.helpers import ID_TOKEN, Api
 
@@ -239,7 +240,7 @@ def test_every_issued_token_is_in_the_audit_trail(api: Api) -> None:
     )
     assert any(e["after"]["kind"] == "switch" for e in trail["items"])
     # The review's "who acted" shows the switch into Mia's account, before any decision.
-    from authz import review
+    from authz.compliance import review
 
     report = review.build(api.rt.store, api.rt.settings, api.org_id, f["mia"]["id"])
     [mia] = [c for c in report["clients"] if c["id"] == f["mia"]["id"]]

@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from api.spec.common import nullable, obj, operation, query_param, ref
+from authz.base.principals import VIA
 from authz.policy.vocabulary import ACTIONS, RELATIONS, RESOURCE_TYPES
-from authz.principals import VIA
 
 TAG = "access"
 STR = {"type": "string"}

@@ -10,8 +10,8 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, literal_column, select
 
-from authz import clock
-from authz.runtime import Runtime
+from authz.base import clock
+from authz.service.runtime import Runtime
 from authz.store.db import Store
 from authz.store.models import ACCOUNT_MODELS, OAuthClient, RevokedToken
 from authz.store.prepared import PreparedRead
@@ -127,9 +127,9 @@ def read_facts(
 
 
 def check(runtime: Runtime, token: str) -> TokenStatus:
-    """Verify `token` and judge it on the newest facts: the same rule (`authz.policy.tokens`)
+    """Verify `token` and judge it on the newest facts: the same rule (`authz.tokens.validity`)
     that the decision API applies, for introspection and the bearer API (fails closed)."""
-    from authz.access import Consistency, service
+    from authz.service.access import Consistency, service
 
     access = service(runtime)
     access.fresh(Consistency(None))

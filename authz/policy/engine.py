@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from authz import clock
-from authz.errors import AuthzError
+from authz.base import clock
+from authz.base.errors import AuthzError
+from authz.base.principals import VIA, Principal
 from authz.policy import delegation, vocabulary
 from authz.policy.facts import FactIndex
-from authz.principals import VIA, Principal
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL_PATH = ROOT / "model.conf"

@@ -22,8 +22,8 @@ from typing import Any
 
 from sqlalchemy import text
 
-from authz.config import Settings
-from authz.errors import AuthzError
+from authz.base.config import Settings
+from authz.base.errors import AuthzError
 from authz.store.db import Store, WriteTxn
 
 CHANNEL = "authz_revision"

@@ -16,12 +16,13 @@ import threading
 from collections import OrderedDict
 from typing import Any, NamedTuple
 
-from authz import clock, grants, rfc9068
-from authz.keys import KeyRing
-from authz.policy import delegation
+from authz.base import clock
+from authz.base.principals import Principal
+from authz.policy import delegation, grants
 from authz.policy.engine import Subject
 from authz.policy.facts import FactIndex
-from authz.principals import Principal
+from authz.tokens import rfc9068
+from authz.tokens.keys import KeyRing
 
 #: Tokens kept; a claims set and its principal take about 1.5 kB, so this bounds the cache at a
 #: few MB whatever callers send (unknown subjects must not grow memory).

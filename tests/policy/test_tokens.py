@@ -7,10 +7,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from authz import access, clock, rfc9068, token_status
-from authz.access import service
-from authz.policy.tokens import TokenCache, token_problem
+from authz.base import clock
+from authz.oauth import token_status
+from authz.service import access
+from authz.service.access import service
 from authz.store.models import OAuthClient
+from authz.tokens import rfc9068
+from authz.tokens.validity import TokenCache, token_problem
 from tests.helpers import Api
 
 

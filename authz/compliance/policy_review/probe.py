@@ -11,10 +11,10 @@ import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from authz.grants import ENTITLEMENT
 from authz.policy import vocabulary
 from authz.policy.engine import CheckRequest, Engine, PolicySet, Resource, Rule, Subject
 from authz.policy.facts import LEVELS, ClientRow, FactIndex, LinkRow, OrgRow, PaymentRow, StaffRow
+from authz.policy.grants import ENTITLEMENT
 
 NOW = dt.datetime(2030, 1, 1, 12, tzinfo=dt.UTC)
 ORG = "org_probe"
