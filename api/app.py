@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask
 
 from api import (
-    admin,
+    accounts,
     check_path,
     health,
     limits,
@@ -39,7 +39,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     problems.init_app(app)
     oauth.build_server(app, rt)
     app.register_blueprint(oauth.bp)
-    app.register_blueprint(admin.bp)
+    app.register_blueprint(accounts.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(compliance_bp)
     app.register_blueprint(access_bp)

@@ -1,4 +1,4 @@
-"""OpenAPI paths of `api/admin.py`: clients, contacts, links, portal access, payments, outbox."""
+"""OpenAPI paths of `api/accounts.py`: clients, contacts, links, portal access, payments, outbox."""
 
 from __future__ import annotations
 
