@@ -20,6 +20,7 @@ from api import (
 )
 from api.access import bp as access_bp
 from api.compliance import bp as compliance_bp
+from api.request import refuse_control_characters
 from authz.base.config import Settings
 from authz.service.runtime import Runtime
 
@@ -37,6 +38,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     rt = Runtime.create(settings)
     app.extensions["authz"] = rt
     problems.init_app(app)
+    app.before_request(refuse_control_characters)
     oauth.build_server(app, rt)
     app.register_blueprint(oauth.bp)
     app.register_blueprint(accounts.bp)

@@ -16,12 +16,13 @@ import time
 from typing import Any
 
 from flask import Flask, Response, g, has_request_context, request
+from werkzeug.exceptions import HTTPException
 
 from api.metrics import metrics, observe_token
 
 log = logging.getLogger("authz.access")
 REQUEST_ID_HEADER = "X-Request-Id"
-_SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_SAFE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _SECRETS = [
     (re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"), "[jwt]"),
     (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"), r"\1 [redacted]"),
@@ -92,7 +93,7 @@ def _request_id() -> str:
 
 def new_request_id(incoming: str) -> str:
     """The caller's `X-Request-Id` when it is a safe token, else a new one."""
-    return incoming if _SAFE_ID.match(incoming) else _request_id()
+    return incoming if _SAFE_ID.fullmatch(incoming) else _request_id()
 
 
 _MAX_CHILDREN = 512
@@ -176,7 +177,11 @@ def init_app(app: Flask) -> None:
             metrics().store_errors.labels("unavailable").inc()
         if request.endpoint == "oauth.token":
             result = {"error": "rate_limited"} if g.get("rate_limited") else body
-            observe_token(request.form.get("grant_type"), response.status_code, result)
+            try:
+                grant_type = request.form.get("grant_type")
+            except HTTPException:  # a body over the limit is answered 413 without reading it
+                grant_type = None
+            observe_token(grant_type, response.status_code, result)
         record(
             request.method,
             route,

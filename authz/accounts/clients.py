@@ -127,6 +127,9 @@ def _validate(data: dict[str, Any], creating: bool) -> dict[str, Any]:
                     clean[key] = normalize_email(value)
                 except ValidationFailed as exc:
                     errors.extend((e["field"], e["message"]) for e in exc.errors)
+        elif key == "active" and creating:
+            # A new client is always active; removing one is a PATCH (recorded as such).
+            errors.append((key, "unknown field: a new client is active; set it with PATCH"))
         elif key == "active":
             if not isinstance(value, bool):
                 errors.append((key, "must be a boolean"))

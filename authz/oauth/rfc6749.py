@@ -1,14 +1,21 @@
-"""The OAuth 2.0 client credentials grant, RFC 6749 §4.4 (https://www.rfc-editor.org/rfc/rfc6749).
+"""RFC 6749 (https://www.rfc-editor.org/rfc/rfc6749): the client credentials grant (§4.4) and
+the request rules every token-endpoint request and client authentication follows.
 
 Authlib's grant, with the scope rule of this service: a requested scope the client does not hold
 is `invalid_scope` (§5.2), never silently narrowed; no scope asked means all the client holds.
+Every request to the token, introspection and revocation endpoints is read strictly: each
+parameter at most once (§3.1, §3.2), none in the URL, no control characters, and one client
+authentication method (§2.3).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
 from typing import Any
 
-from authlib.oauth2.rfc6749.errors import InvalidScopeError, OAuth2Error
+from authlib.oauth2.rfc6749.errors import InvalidRequestError, InvalidScopeError, OAuth2Error
 from authlib.oauth2.rfc6749.grants import ClientCredentialsGrant
 
 from authz.base.errors import StoreUnavailable
@@ -25,6 +32,60 @@ class TemporarilyUnavailableError(OAuth2Error):  # type: ignore[misc]
     status_code = 503
 
 
+def strict_request(request: Any, several: tuple[str, ...] = ()) -> None:
+    """Refuse what RFC 6749 forbids or leaves to chance, before any client is looked up:
+    parameters in the URL or given twice (but those a grant allows `several` of), control
+    characters, two authentication methods."""
+    if request.args:
+        # Secrets in a URL end up in logs; §3.2 puts every parameter in the body.
+        names = ", ".join(sorted({_shown(name) for name in request.args}))
+        raise InvalidRequestError(description=f"send {names} in the form-encoded body, not the URL")
+    form = request.form
+    for name in form:
+        values = form.getlist(name)
+        if len(values) > 1 and name not in several:
+            raise InvalidRequestError(description=f"{_shown(name)} is given more than once")
+        if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name + "".join(values)):
+            raise InvalidRequestError(description=f"{_shown(name)} contains a control character")
+    _one_authentication(request.headers.get("Authorization", ""), form)
+
+
+_NAME = re.compile(r"[A-Za-z0-9_.-]{1,40}")
+
+
+def _shown(name: str) -> str:
+    """A parameter's name as an error may quote it: `error_description` is printable ASCII
+    only (§5.2), and a caller's junk is not echoed."""
+    return name if _NAME.fullmatch(name) else "a parameter"
+
+
+def _one_authentication(authorization: str, form: Any) -> None:
+    basic = authorization[:6].lower() == "basic "
+    methods = [
+        name
+        for name, used in (
+            ("HTTP Basic", basic),
+            ("client_secret in the body", "client_secret" in form),
+            ("client_assertion", "client_assertion" in form),
+        )
+        if used
+    ]
+    if len(methods) > 1:
+        raise InvalidRequestError(
+            description=f"use one client authentication method, not {' and '.join(methods)}"
+        )
+    if basic and "client_id" in form:
+        try:
+            named = base64.b64decode(authorization[6:].strip(), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return  # Authlib refuses the header itself as invalid_client
+        if named.partition(":")[0] != form["client_id"]:
+            raise InvalidRequestError(
+                description="client_id in the body names another client than the "
+                "Authorization header"
+            )
+
+
 class ClientCredentials(ClientCredentialsGrant):  # type: ignore[misc]
     """A portal backend's own token (`authz:check`, `authz:admin`, …)."""
 
@@ -32,6 +93,7 @@ class ClientCredentials(ClientCredentialsGrant):  # type: ignore[misc]
     store: Store
 
     def validate_token_request(self) -> None:
+        strict_request(self.request)
         super().validate_token_request()
         client: RegisteredClient = self.request.client
         client_lookup.require_current_now(self.store, client)
@@ -59,6 +121,7 @@ class CurrentClientEndpoint:
     runtime: Runtime
 
     def authenticate_endpoint_client(self, request: Any) -> RegisteredClient:
+        strict_request(request)
         client: RegisteredClient = super().authenticate_endpoint_client(request)  # type: ignore[misc]
         try:
             client_lookup.require_current_now(self.runtime.store, client)

@@ -30,7 +30,7 @@ from authz.base.principals import ADMIN_SCOPE, REVIEW_SCOPE
 from authz.oauth import client_lookup, identity, token_status
 from authz.oauth.identity import Login
 from authz.oauth.oauth_clients import TOKEN_EXCHANGE, RegisteredClient
-from authz.oauth.rfc6749 import TemporarilyUnavailableError
+from authz.oauth.rfc6749 import TemporarilyUnavailableError, strict_request
 from authz.oauth.token_issuer import Issuance
 from authz.policy import delegation, grants
 from authz.policy.facts import FactIndex
@@ -387,6 +387,7 @@ class TokenExchangeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]
     runtime: Runtime
 
     def validate_token_request(self) -> None:
+        strict_request(self.request, several=TARGET_PARAMS)
         client: RegisteredClient = self.authenticate_token_endpoint_client()
         self.request.client = client
         self._exchange = Exchange(self.runtime)
@@ -406,26 +407,13 @@ class TokenExchangeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]
         )
 
     def _params(self) -> dict[str, str]:
-        """The form parameters, each at most once (RFC 6749 §3.2), none in the URL."""
-        form, query = self.request.form, self.request.args
-        names = (*SINGLE_PARAMS, *TARGET_PARAMS)
-        in_url = sorted(n for n in names if n in query)
-        if in_url:
-            # Tokens in a URL end up in logs; RFC 6749 §3.2 puts them in the body.
-            raise InvalidRequestError(
-                description=f"send {', '.join(in_url)} in the form-encoded body, not the URL"
-            )
-        params: dict[str, str] = {}
-        for name in names:
-            values = form.getlist(name)
-            if len(values) > 1 and name in TARGET_PARAMS:
+        """The exchange's parameters (`strict_request` has refused repeats and the URL)."""
+        form = self.request.form
+        for name in TARGET_PARAMS:
+            if len(form.getlist(name)) > 1:
                 # RFC 8693 §2.1 allows several targets; we issue for exactly one.
                 raise InvalidTargetError(description=f"give exactly one {name}")
-            if len(values) > 1:
-                raise InvalidRequestError(description=f"{name} is given more than once")
-            if values:
-                params[name] = values[0]
-        return params
+        return {name: form[name] for name in (*SINGLE_PARAMS, *TARGET_PARAMS) if name in form}
 
     # -- response (RFC 8693 §2.2.1) -----------------------------------------------------------
 

@@ -80,14 +80,13 @@ def parse_consistency(raw: Any, field: str = "consistency") -> Consistency:
             raise ValidationFailed([(f"{field}.full", "must be true")])
         return Consistency(None)
     value = raw["at_least"]
-    if (
-        not isinstance(value, str | int)
-        or isinstance(value, bool)
-        or not str(value).isascii()
-        or not str(value).isdigit()
-    ):
-        raise ValidationFailed([(f"{field}.at_least", "must be a revision this service returned")])
-    return Consistency(int(value))
+    # Bounded before any conversion: a revision is a 64-bit counter (19 digits at most), and
+    # Python refuses to convert numbers of thousands of digits at all.
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63:
+        return Consistency(value)
+    if isinstance(value, str) and 0 < len(value) <= 19 and value.isascii() and value.isdigit():
+        return Consistency(int(value))
+    raise ValidationFailed([(f"{field}.at_least", "must be a revision this service returned")])
 
 
 class AccessService:

@@ -220,7 +220,9 @@ class AuditEvent(Base):
     client_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
     before: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
-    revision: Mapped[int] = mapped_column(BigInteger)
+    # Replicas catch up by revision range (`FactIndex.refresh`): without this index every
+    # catch-up scans the whole trail.
+    revision: Mapped[int] = mapped_column(BigInteger, index=True)
     policy_digest: Mapped[str] = mapped_column(String(80), default="")
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))

@@ -60,13 +60,15 @@ def _seed(api: Api) -> dict[str, dict[str, str]]:
     return {
         "provider": {"Authorization": f"Bearer {api.provider_token()}"},
         "service": {"Authorization": f"Bearer {api.service_token(SERVICE_SCOPES)}"},
+        "client": api.basic(),
     }
 
 
 def _headers(case: Any, auth: dict[str, dict[str, str]]) -> dict[str, str]:
-    # The token endpoint authenticates OAuth clients, not bearers.
-    if case.operation.path == "/oauth/token":
-        return {}
+    # The OAuth endpoints authenticate OAuth clients, not bearers: the generated requests come
+    # from a registered client, so they reach the grants rather than stop at authentication.
+    if case.operation.path.startswith("/oauth/"):
+        return auth["client"]
     return auth["service" if case.operation.path.startswith(SERVICE_PATHS) else "provider"]
 
 

@@ -14,7 +14,7 @@ from authz.store import audit
 from authz.store.db import Store
 from authz.store.models import Link
 
-_RESOURCE = re.compile(r"^(?P<type>[a-z_]+)(?::(?P<id>[^@\s]+))?(?:@(?P<owner>[^@\s]+))?$")
+_RESOURCE = re.compile(r"(?P<type>[a-z_]+)(?::(?P<id>[^@\s]+))?(?:@(?P<owner>[^@\s]+))?")
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class Question:
 
 
 def parse_resource(text: str) -> Resource:
-    found = _RESOURCE.match(text.strip())
+    found = _RESOURCE.fullmatch(text.strip())
     if not found:
         raise ValidationFailed(
             [("resource", "must be TYPE:ID[@OWNER], e.g. invoice:inv_9@cli_sam")],

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from authz.base import clock
+from authz.base.errors import Conflict
 from authz.policy.engine import Engine, PolicySet
 from authz.policy.facts import FactIndex
 from authz.store.db import Store
@@ -71,6 +73,22 @@ def casbin_lines(engine: Engine, org_id: str | None = None) -> list[str]:
         "# g, <subject>, <relation>, <owner>: the subject holds the relation on the owner.",
         "# g2, <payment method>, <client>: the payment method belongs to that client.",
     ]
-    g = [f"g, {r.subject}, {r.relation}, {r.owner}" for r in relations(engine, org_id)]
-    g2 = [f"g2, {pm}, {owner}" for pm, owner in payment_methods(engine, org_id)]
+    g = [_line("g", r.subject, r.relation, r.owner) for r in relations(engine, org_id)]
+    g2 = [_line("g2", pm, owner) for pm, owner in payment_methods(engine, org_id)]
     return head + g + g2
+
+
+#: What an exported field may hold: ids, `kind:id` subjects and relation names. Nothing that
+#: could end a field or a line (`,`, quotes, line breaks) or start a comment (`#`).
+_FIELD = re.compile(r"[A-Za-z0-9_.:@-]{1,200}")
+
+
+def _line(kind: str, *fields: str) -> str:
+    """One policy line; a stored value that could break it or add another is refused."""
+    for value in fields:
+        if not _FIELD.fullmatch(value):
+            raise Conflict(
+                f"the store holds a value the export cannot write safely: {value!r}; "
+                "correct it before exporting"
+            )
+    return ", ".join((kind, *fields))
