@@ -435,7 +435,10 @@ model_option = click.option(
     "--model", "model", default=None, help="model file (default: the one the service loads)"
 )
 policies_option = click.option(
-    "--policies", "policies", default=None, help="policy folder (default: policies/)"
+    "--policies",
+    "policies",
+    default=None,
+    help="policy folder (default: AUTHZ_POLICY_DIR, else the copy installed with authz)",
 )
 
 
