@@ -67,8 +67,8 @@ def ensure_demo_org(rt: Runtime, creds_file: Path) -> dict[str, Any]:
     return creds
 
 
-def run_demo(database: str | None) -> None:
+def run_demo(database: str | None, as_json: bool = False) -> None:
     """The whole story on the embedded store, over the real HTTP API, printed step by step."""
     from authz.demo_story import Story
 
-    Story.run(database)
+    Story.run(database, as_json)

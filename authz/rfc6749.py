@@ -6,10 +6,12 @@ is `invalid_scope` (§5.2), never silently narrowed; no scope asked means all th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from authlib.oauth2.rfc6749.errors import InvalidScopeError, OAuth2Error
 from authlib.oauth2.rfc6749.grants import ClientCredentialsGrant
+from authlib.oauth2.rfc6749.util import extract_basic_authorization
 
 from authz import client_lookup
 from authz.errors import StoreUnavailable
@@ -65,3 +67,36 @@ class CurrentClientEndpoint:
         except StoreUnavailable as exc:
             raise TemporarilyUnavailableError(description="try again shortly") from exc
         return client
+
+
+#: What Authlib says when no method authenticated the client: true, and of no help to anyone.
+_NO_METHOD = "The client cannot authenticate with methods"
+_NO_CLIENT = "The client does not exist on this server."
+
+
+def plain_client_error(
+    description: str, request: Any, query_client: Callable[[str], RegisteredClient | None]
+) -> str:
+    """§5.2 `invalid_client`, said in plain words: what was sent and what was wrong with it."""
+    client_id, secret = extract_basic_authorization(request.headers)
+    if description == _NO_CLIENT:
+        named = client_id or request.form.get("client_id") or "that client_id"
+        return f"no active OAuth client {named} (unknown, or disabled)"
+    if not description.startswith(_NO_METHOD):
+        return description
+    if request.form.get("client_assertion"):
+        return "the client_assertion did not verify (private_key_jwt)"
+    if not request.headers.get("Authorization"):
+        return (
+            "no client authentication: send client_id:client_secret with HTTP Basic "
+            "(client_secret_basic), or a client_assertion (private_key_jwt)"
+        )
+    if not client_id or not secret:
+        return "the Authorization header is not Basic base64(client_id:client_secret)"
+    client = query_client(client_id)
+    if client is not None and client.auth_method == "private_key_jwt":
+        return (
+            f"client {client_id} authenticates with a client_assertion (private_key_jwt), "
+            "not a secret"
+        )
+    return "the client secret does not match"

@@ -24,14 +24,23 @@ from authlib.oauth2.rfc6749.errors import (
     UnauthorizedClientError,
 )
 
-from authz import access, client_lookup, clock, grants, identity, refusals, rfc9068, token_status
+from authz import (
+    access,
+    client_lookup,
+    clock,
+    grants,
+    identity,
+    oauth_clients,
+    refusals,
+    rfc9068,
+    token_status,
+)
 from authz.errors import StoreUnavailable
 from authz.identity import Login
 from authz.oauth_clients import TOKEN_EXCHANGE, RegisteredClient
 from authz.policy import delegation
 from authz.policy.facts import FactIndex
 from authz.policy.tokens import audiences_of
-from authz.principals import ADMIN_SCOPE, REVIEW_SCOPE
 from authz.rfc6749 import TemporarilyUnavailableError
 from authz.runtime import Runtime
 from authz.store.models import Client
@@ -55,7 +64,11 @@ SINGLE_PARAMS = (
 #: RFC 8693 §2.1 allows several of these; this server issues for exactly one.
 TARGET_PARAMS = ("resource", "audience")
 #: Scopes a staff token can carry; client tokens carry `grants.CLIENT_SCOPES`.
-STAFF_SCOPES = {"provider": frozenset({ADMIN_SCOPE}), "reviewer": frozenset({REVIEW_SCOPE})}
+STAFF_SCOPES = {
+    kind: scopes
+    for kind, scopes in oauth_clients.sign_in_scopes().items()
+    if kind in ("provider", "reviewer")
+}
 
 
 class InvalidTargetError(OAuth2Error):  # type: ignore[misc]
@@ -156,7 +169,14 @@ class Exchange:
                 decision = self._from_login(client, subject_token, target)
         except StoreUnavailable as exc:
             raise TemporarilyUnavailableError(description="try again shortly") from exc
-        scope = narrow(params.get("scope"), decision.allowed_scopes & client.scopes)
+        allowed = decision.allowed_scopes & client.scopes
+        if not allowed and decision.allowed_scopes:
+            raise InvalidScopeError(
+                description=f"this client holds none of the scopes a {target.kind} sign-in "
+                f"carries ({', '.join(sorted(decision.allowed_scopes))}); register the backend "
+                "with `authz oauth-client create --for portal` (or --for reviewer)"
+            )
+        scope = narrow(params.get("scope"), allowed)
         return Outcome(decision, audience, scope)
 
     @staticmethod
