@@ -195,7 +195,7 @@ def build(
                     "direction": direction,
                     "other_id": other.id,
                     "other": _name(other),
-                    "relationship": link.relationship,
+                    "relationship": clients.relationship_to(link.relationship, direction),
                     "portal_status": link.portal_status,
                 }
             )

@@ -39,6 +39,11 @@ KNOWN_EFFECT = "some(where (p.eft == allow)) && !some(where (p.eft == deny))"
 PM_DENY = "payment_method_of_another_client"
 
 
+def _a(noun: str) -> str:
+    """`noun` with its indefinite article (resource types are plain English nouns)."""
+    return f"{'an' if noun[:1] in 'aeiou' else 'a'} {noun.replace('_', ' ')}"
+
+
 class PolicyError(AuthzError):
     """The policy files do not load or do not fit the vocabulary."""
 
@@ -412,7 +417,7 @@ class Engine:
             return _Denied(f"unknown resource type {res.type!r}", "vocabulary: unknown type", None)
         if action.resource_type != res.type:
             return _Denied(
-                f"{req.action} applies to a {action.resource_type}, not a {res.type}",
+                f"{req.action} applies to {_a(action.resource_type)}, not {_a(res.type)}",
                 "vocabulary: action and resource type differ",
                 None,
             )
