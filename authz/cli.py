@@ -97,6 +97,8 @@ def one_line_errors(func: F) -> F:
             return func(*args, **kwargs)
         except AuthzError as exc:
             fail(exc.detail)
+        except BrokenPipeError:
+            raise  # `authz … | head`: click ends quietly
         except (ValueError, OSError) as exc:
             fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         except Exception as exc:  # the last line of defence for a command line
@@ -166,7 +168,31 @@ def init(demo: bool, as_json: bool) -> None:
         from authz.demo import ensure_demo_org
 
         out["demo"] = ensure_demo_org(rt, Path("instance") / "demo.json")
-    emit(out, as_json or demo)
+        if not as_json:
+            for line in _demo_lines(out["demo"]):
+                click.echo(line)
+            return
+    emit(out, as_json)
+
+
+def _demo_lines(demo: dict[str, Any]) -> list[str]:
+    """What `make run` prints: where the values are, and the ones the README's examples use."""
+    family = demo["family"]
+    return [
+        f"demo practice {demo['org_id']} at {demo['url']}",
+        "  values for the README's examples: instance/demo.json; in a shell: . instance/demo.env",
+        f"  portal backend  CLIENT_ID={demo['client_id']} (secret in demo.json), "
+        f"AUDIENCE={demo['audience']}",
+        f"  provider        PROVIDER_ID={demo['provider_id']} ({demo['provider_email']})",
+        f"  reviewer        REVIEWER_ID={demo['reviewer_id']} ({demo['reviewer_email']})",
+        f"  Jenna           JENNA={family['jenna']} ({family['jenna_email']}), "
+        f"card JENNA_CARD={family['jenna_card']}",
+        f"  her child Sam   SAM={family['sam']}, portal access SAM_LINK={family['sam_link']} "
+        f"(active), card SAM_CARD={family['sam_card']}, "
+        f"invoice SAM_INVOICE={family['sam_invoice']}",
+        f"  Alex and Casey  ALEX={family['alex']}, CASEY={family['casey']} share "
+        f"{family['shared_email']}",
+    ]
 
 
 def _safe_url(url: str) -> str:
