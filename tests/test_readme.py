@@ -111,3 +111,24 @@ def test_the_readme_examples_run_as_written(tmp_path: Path) -> None:
     finally:
         server.stop()
     assert (where / "review.html").is_file() and (where / "review-sam.html").is_file()
+
+
+def test_make_run_points_every_url_at_its_port() -> None:
+    """`make run PORT=…` serves, issues and links emails on that port (not :8000)."""
+    dry = subprocess.run(
+        ["make", "-n", "-C", str(ROOT), "run", "PORT=8637", "HOST=127.0.0.1"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for command in ("init --demo", "serve --host 127.0.0.1 --port 8637"):
+        (line,) = [x for x in dry.splitlines() if command in x]
+        assert "AUTHZ_ISSUER=http://127.0.0.1:8637 " in line
+        assert "AUTHZ_PORTAL_URL=http://127.0.0.1:8637/portal " in line
+
+
+def test_the_readme_says_authz_demo_uses_a_store_of_its_own() -> None:
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert (
+        "on a throwaway store of its own, so its ids match nothing on the running server" in readme
+    )

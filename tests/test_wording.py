@@ -3,6 +3,7 @@ said from the side of whoever reads it."""
 
 from __future__ import annotations
 
+from authz.access import about_the_token
 from authz.policy.engine import CheckRequest, Engine, PolicySet, Resource, Subject
 from authz.policy.facts import FactIndex
 from tests.helpers import Api
@@ -34,3 +35,22 @@ def test_the_linked_indicator_says_the_relationship_from_each_side(api: Api) -> 
 
     assert indicator(mia["id"], carlos["id"]) == ("parent", "outgoing")
     assert indicator(carlos["id"], mia["id"]) == ("child", "incoming")
+
+
+def test_a_refused_user_token_is_named_once(api: Api) -> None:
+    backend = api.service_token("authz:check")
+
+    def reason(token: str) -> str:
+        body = {
+            "token": token,
+            "action": "profile.read",
+            "resource": {"type": "client", "id": "cli_x", "owner": "cli_x"},
+        }
+        return str(api.ok("POST", "/v1/access/check", body, token=backend)["reason"])
+
+    assert reason("x") == "the user's access token: not a compact JWS"
+    assert about_the_token("the token was revoked") == "the user's access token was revoked"
+    assert about_the_token("token expired") == "the user's access token expired"
+    assert about_the_token(
+        "the token's audience is not one its OAuth client is registered for"
+    ) == ("the user's access token's audience is not one its OAuth client is registered for")
