@@ -137,7 +137,7 @@ def grant_portal_access(
 
 #: demo.env's names for the values the README's examples use.
 ENV_NAMES = {
-    "AUTHZ_URL": ("url",),
+    "SERVICE_URL": ("url",),
     "AUDIENCE": ("audience",),
     "ORG_ID": ("org_id",),
     "CLIENT_ID": ("client_id",),

@@ -179,7 +179,7 @@ PATHS: dict[str, Any] = {
             TAG,
             (200, ref("Decision")),
             body=ref("CheckRequest"),
-            errors=(400, 403, 429),
+            errors=(400, 403, 409, 429),  # 409: consistency.at_least beyond the store
         ),
     },
     "/v1/access/check-batch": {
@@ -189,7 +189,7 @@ PATHS: dict[str, Any] = {
             TAG,
             (200, ref("CheckBatchResult")),
             body=ref("CheckBatchRequest"),
-            errors=(400, 403, 429),
+            errors=(400, 403, 409, 429),  # 409: consistency.at_least beyond the store
         ),
     },
     "/v1/access/accounts": {

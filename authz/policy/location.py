@@ -38,8 +38,8 @@ class Location:
 
 
 def shipped() -> Location:
-    """The files installed with the package."""
-    return Location(SHIPPED / MODEL_NAME, SHIPPED / POLICIES_NAME)
+    """The files installed with the package (in a checkout, the root's, which reviewers know)."""
+    return Location((SHIPPED / MODEL_NAME).resolve(), (SHIPPED / POLICIES_NAME).resolve())
 
 
 def in_force(env: Mapping[str, str] | None = None) -> Location:
