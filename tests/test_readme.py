@@ -1,7 +1,8 @@
 """The README's examples run as written: `make run`'s seeding on a port of its own, then every
 `sh` block of "Try it", "Deciding access" and "Compliance review", in order, in one bash session
 (`set -euo pipefail`), in a folder that is not the checkout. A non-zero exit or an answer other
-than the one the README shows fails the test."""
+than the one the README shows fails the test. (`sh deploy` blocks are an operator's commands
+for their own deployment, not examples against `make run`.)"""
 
 from __future__ import annotations
 
