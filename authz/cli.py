@@ -216,6 +216,9 @@ def serve(host: str, port: int, workers: int) -> None:
     import os
 
     _store_settings()  # valid settings and an existing store before anything starts
+    level = os.environ.get("AUTHZ_LOG_LEVEL", "INFO")
+    if level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        fail(f"AUTHZ_LOG_LEVEL={level}: expected DEBUG, INFO, WARNING or ERROR")
 
     if workers > 0 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         import tempfile

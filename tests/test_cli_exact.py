@@ -111,6 +111,27 @@ def test_bad_settings_are_named_in_one_line(
     ), proc.stderr
 
 
+def test_a_bad_log_level_stops_the_service_in_one_line(tmp_path: Path) -> None:
+    run(tmp_path, "init")
+    proc = subprocess.run(
+        [sys.executable, "-m", "authz.cli", "serve", "--port", "8639"],
+        cwd=tmp_path,
+        env={
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "AUTHZ_DATABASE_URL": f"sqlite:///{tmp_path / 'authz.db'}",
+            "AUTHZ_LOG_LEVEL": "loud",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "authz: AUTHZ_LOG_LEVEL=loud: expected DEBUG, INFO, WARNING or ERROR"
+    ]
+
+
 def test_outside_a_store_says_so_and_leaves_nothing_behind(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHZ_")}
     proc = subprocess.run(
