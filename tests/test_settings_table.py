@@ -1,5 +1,5 @@
 """Every setting the code reads is in the README's configuration table, with the default the
-code uses: the table is compared with the source and with `authz.config.Settings`."""
+code uses: the table is compared with the source and with `authz.base.config.Settings`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import dataclasses
 import re
 from pathlib import Path
 
-from authz.config import Settings
+from authz.base.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 READ = re.compile(r"""["'](AUTHZ_[A-Z_]*[A-Z])["']""")

@@ -16,9 +16,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from authz import clients, links, oauth_clients, orgs, payments
-from authz.principals import ADMIN_SCOPE, Principal
-from authz.runtime import Runtime
+from authz.accounts import clients, links, orgs, payments
+from authz.oauth import oauth_clients
+from authz.base.principals import ADMIN_SCOPE, Principal
+from authz.service.runtime import Runtime
 from authz.store.models import Organization
 
 DEMO_ORG = "Demo Family Practice"
@@ -184,6 +185,6 @@ def write_demo_files(creds: dict[str, Any], creds_file: Path) -> None:
 
 def run_demo(database: str | None, as_json: bool = False) -> None:
     """The whole story on a throwaway store, over the real HTTP API, printed step by step."""
-    from authz.demo_story import Story
+    from authz.cli.demo_story import Story
 
     Story.run(database, as_json)

@@ -11,8 +11,8 @@ from typing import Any
 from authlib.oauth2.rfc6749 import ClientMixin
 from sqlalchemy import select
 
-from authz import clock, ids
-from authz.errors import NotFound, ValidationFailed
+from authz.base import clock, ids
+from authz.base.errors import NotFound, ValidationFailed
 from authz.store.db import Store
 from authz.store.models import OAuthClient, Organization
 
@@ -27,8 +27,8 @@ SERVICE_SCOPES = ("authz:check", "authz:check:subjects", "authz:admin", "authz:r
 def sign_in_scopes() -> dict[str, frozenset[str]]:
     """The scopes a token from each kind of sign-in may carry; a client that holds none of a
     kind's scopes cannot exchange that kind of sign-in (`invalid_scope`)."""
-    from authz.grants import CLIENT_SCOPES
-    from authz.principals import ADMIN_SCOPE, REVIEW_SCOPE
+    from authz.policy.grants import CLIENT_SCOPES
+    from authz.base.principals import ADMIN_SCOPE, REVIEW_SCOPE
 
     return {
         "client": frozenset(CLIENT_SCOPES),
@@ -39,7 +39,7 @@ def sign_in_scopes() -> dict[str, frozenset[str]]:
 
 def presets() -> dict[str, tuple[str, ...]]:
     """`oauth-client create --for KIND`: the scopes each kind of backend needs."""
-    from authz.grants import CLIENT_SCOPES
+    from authz.policy.grants import CLIENT_SCOPES
 
     return {
         # A portal backend: its own checks, and sign-ins of clients and the practice's staff.
@@ -167,7 +167,7 @@ def create_client(
     grant_types: list[str] | None = None,
 ) -> dict[str, Any]:
     """Register a portal backend; the secret is returned once and stored hashed."""
-    from authz.grants import CLIENT_SCOPES
+    from authz.policy.grants import CLIENT_SCOPES
 
     errors: list[tuple[str, str]] = []
     if not audiences:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from authz.errors import AuthzError
+from authz.base.errors import AuthzError
 
 ENV = "AUTHZ_POLICY_DIR"
 MODEL_NAME = "model.conf"

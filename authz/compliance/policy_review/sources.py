@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from authz.errors import ValidationFailed
+from authz.base.errors import ValidationFailed
 from authz.policy import location
 from authz.policy.engine import PolicyError, PolicySet
 
