@@ -2,8 +2,8 @@
 deployment's own copy named by `AUTHZ_POLICY_DIR`.
 
 `model.conf` and `policies/` stay at the repository root, where reviewers read them; the package
-carries them as `authz/_policy/` (links to the root in a checkout, copies in a wheel), so an
-installed service never looks for a working copy.
+carries them as `authz/policy/shipped/` (links to the root in a checkout, copies in a wheel),
+so an installed service never looks for a working copy.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from authz.base.errors import AuthzError
 ENV = "AUTHZ_POLICY_DIR"
 MODEL_NAME = "model.conf"
 POLICIES_NAME = "policies"
-SHIPPED = Path(__file__).resolve().parent.parent / "_policy"
+SHIPPED = Path(__file__).resolve().parent / "shipped"
 
 
 class PolicyFilesMissing(AuthzError):

@@ -77,11 +77,11 @@ def _authz(venv: Path, where: Path, *args: str, **env: str) -> subprocess.Comple
 def test_the_wheel_carries_the_reviewed_policy_files(installed: Path) -> None:
     wheel = next(installed.parent.glob("authz-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
-    expected = {"authz/_policy/model.conf", "authz/_policy/policies/tests/schema.json"} | {
-        f"authz/_policy/policies/{p.name}" for p in (ROOT / "policies").glob("*.csv")
+    expected = {"authz/policy/shipped/model.conf", "authz/policy/shipped/policies/tests/schema.json"} | {
+        f"authz/policy/shipped/policies/{p.name}" for p in (ROOT / "policies").glob("*.csv")
     }
     assert expected <= names
-    shipped = (installed / "lib").glob("python3*/site-packages/authz/_policy/model.conf")
+    shipped = (installed / "lib").glob("python3*/site-packages/authz/policy/shipped/model.conf")
     assert next(shipped).read_bytes() == (ROOT / "model.conf").read_bytes()
 
 
