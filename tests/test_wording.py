@@ -3,9 +3,9 @@ said from the side of whoever reads it."""
 
 from __future__ import annotations
 
-from authz.service.access import about_the_token
 from authz.policy.engine import CheckRequest, Engine, PolicySet, Resource, Subject
 from authz.policy.facts import FactIndex
+from authz.service.access import about_the_token
 from tests.helpers import Api
 
 

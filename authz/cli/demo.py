@@ -17,8 +17,8 @@ from typing import Any
 from sqlalchemy import select
 
 from authz.accounts import clients, links, orgs, payments
-from authz.oauth import oauth_clients
 from authz.base.principals import ADMIN_SCOPE, Principal
+from authz.oauth import oauth_clients
 from authz.service.runtime import Runtime
 from authz.store.models import Organization
 

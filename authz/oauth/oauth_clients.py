@@ -27,8 +27,8 @@ SERVICE_SCOPES = ("authz:check", "authz:check:subjects", "authz:admin", "authz:r
 def sign_in_scopes() -> dict[str, frozenset[str]]:
     """The scopes a token from each kind of sign-in may carry; a client that holds none of a
     kind's scopes cannot exchange that kind of sign-in (`invalid_scope`)."""
-    from authz.policy.grants import CLIENT_SCOPES
     from authz.base.principals import ADMIN_SCOPE, REVIEW_SCOPE
+    from authz.policy.grants import CLIENT_SCOPES
 
     return {
         "client": frozenset(CLIENT_SCOPES),

@@ -13,8 +13,8 @@ from authlib.oauth2.rfc6749.errors import InvalidScopeError, OAuth2Error
 from authlib.oauth2.rfc6749.grants import ClientCredentialsGrant
 from authlib.oauth2.rfc6749.util import extract_basic_authorization
 
-from authz.oauth import client_lookup
 from authz.base.errors import StoreUnavailable
+from authz.oauth import client_lookup
 from authz.oauth.oauth_clients import SERVICE_SCOPES, RegisteredClient
 from authz.service.runtime import Runtime
 from authz.store.db import Store

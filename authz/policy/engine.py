@@ -21,9 +21,9 @@ from typing import Any, NamedTuple
 
 from authz.base import clock
 from authz.base.errors import AuthzError
+from authz.base.principals import Principal
 from authz.policy import delegation, location, vocabulary
 from authz.policy.facts import FactIndex
-from authz.base.principals import Principal
 from authz.tokens.rfc9068 import VIA
 
 #: The reviewed files shipped with the package; `AUTHZ_POLICY_DIR` names a deployment's own copy.
