@@ -18,9 +18,13 @@ $(BIN)/authz: pyproject.toml
 
 install: $(BIN)/authz  ## create .venv and install authz with its dev tools
 
-run: install  ## set up the embedded store with a demo organization and serve on $(HOST):$(PORT)
-	AUTHZ_DEV_MODE=1 AUTHZ_ISSUER=http://$(HOST):$(PORT) $(BIN)/authz init --demo
-	AUTHZ_DEV_MODE=1 AUTHZ_ISSUER=http://$(HOST):$(PORT) $(BIN)/authz serve --host $(HOST) --port $(PORT)
+# Development mode, on the embedded store under ./instance, answering on http://$(HOST):$(PORT).
+RUN_ENV := AUTHZ_DEV_MODE=1 AUTHZ_ISSUER=http://$(HOST):$(PORT) \
+	AUTHZ_PORTAL_URL=http://$(HOST):$(PORT)/portal
+
+run: install  ## seed the demo practice and family (instance/demo.json, demo.env) and serve on $(HOST):$(PORT)
+	$(RUN_ENV) $(BIN)/authz init --demo
+	$(RUN_ENV) $(BIN)/authz serve --host $(HOST) --port $(PORT)
 
 test: install  ## lint, type-check and run the whole test suite
 	$(BIN)/ruff check .

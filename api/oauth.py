@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
+from authlib.oauth2.rfc6749.errors import InvalidClientError
 from flask import Blueprint, Flask, Response, current_app, jsonify
 
 from api.runtime import runtime
@@ -13,7 +14,7 @@ from authz.base.errors import StoreUnavailable
 from authz.oauth import oauth_clients, rfc8693
 from authz.oauth.client_lookup import ClientCache
 from authz.oauth.oauth_clients import RegisteredClient
-from authz.oauth.rfc6749 import ClientCredentials, TemporarilyUnavailableError
+from authz.oauth.rfc6749 import ClientCredentials, TemporarilyUnavailableError, plain_client_error
 from authz.oauth.rfc7009 import Revocation
 from authz.oauth.rfc7523 import PrivateKeyJWT
 from authz.oauth.rfc7662 import Introspection
@@ -26,9 +27,20 @@ bp = Blueprint("oauth", __name__)
 AUTH_METHODS = ["client_secret_basic", "private_key_jwt"]
 
 
+class _Server(AuthorizationServer):  # type: ignore[misc]
+    """Authlib's server, whose client-authentication errors say in plain words what was wrong."""
+
+    def authenticate_client(self, request: Any, methods: list[str], endpoint: str = "token") -> Any:
+        try:
+            return super().authenticate_client(request, methods, endpoint)
+        except InvalidClientError as exc:
+            exc.description = plain_client_error(exc.description, request, self.query_client)
+            raise
+
+
 def build_server(app: Flask, rt: Runtime) -> AuthorizationServer:
     """Authlib's server with our grants, client authentication and token generator."""
-    server = AuthorizationServer()
+    server = _Server()
 
     cache = ClientCache(rt.store)
 

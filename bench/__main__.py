@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from bench import catch_up, decision_log, decisions, http_checks, load, token_exchange
+from bench import catch_up, cli, decision_log, decisions, http_checks, load, token_exchange
 
 
 def _token_exchange(argv: list[str]) -> int:
@@ -14,6 +14,7 @@ def _token_exchange(argv: list[str]) -> int:
 
 
 BENCHES: dict[str, Callable[[list[str]], int]] = {
+    "cli": cli.main,
     "decisions": decisions.main,
     "decision_log": decision_log.main,
     "http_checks": http_checks.main,

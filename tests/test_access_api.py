@@ -222,7 +222,9 @@ def test_a_revoked_user_token_is_a_logged_deny_that_says_why(api: Api) -> None:
     _revoke(api, f["delegated"])
     after = _check(api, f["service"], f["delegated"], "invoice.read", f["sam"]["id"])
     assert after["allowed"] is False
-    assert "the token was revoked" in after["reason"] and after["rule"].startswith("token:")
+    assert after["reason"] == "the user's access token was revoked" and after["rule"].startswith(
+        "token:"
+    )
     row = _decision_row(api, after["decision_id"])
     assert row.allowed is False and "revoked" in row.reason
     assert row.actor == f"client:{f['link']['linked_client_id']}"  # who, though the token is dead

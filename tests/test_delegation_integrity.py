@@ -265,7 +265,7 @@ def test_a_token_is_expired_at_exp_on_the_issuer(api: Api) -> None:
     assert _introspect(api, token) == {"active": False}
     denied = _check(api, token, "invoice.read", jenna["id"])
     assert denied["allowed"] is False
-    assert denied["reason"] == "the user's access token: token expired"
+    assert denied["reason"] == "the user's access token expired"
     assert api.call("GET", "/v1/access/accounts", token=token).status_code == 401
 
 

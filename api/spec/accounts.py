@@ -70,7 +70,11 @@ SCHEMAS: dict[str, Any] = {
             "link_id": STR,
             "client_id": STR,
             "name": STR,
-            "relationship": STR,
+            "relationship": {
+                "type": "string",
+                "description": "What the other client is to this one (a parent's indicator "
+                "for their child reads `child`)",
+            },
             "direction": {"enum": ["outgoing", "incoming"]},
             "portal_access": nullable({"enum": list(PORTAL_STATES)}),
         },

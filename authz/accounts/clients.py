@@ -75,12 +75,34 @@ def link_indicators(session: Session, client_ids: list[str]) -> dict[str, list[d
                         "link_id": link.id,
                         "client_id": other.id,
                         "name": display_name(other),
-                        "relationship": link.relationship,
+                        "relationship": relationship_to(link.relationship, direction),
                         "direction": direction,
                         "portal_access": link.portal_status,
                     }
                 )
     return out
+
+
+#: A link records what the linked client is to the original one ("parent": the linked client is
+#: the original's parent); seen from the linked client, the original is the inverse.
+INVERSE_RELATIONSHIPS = {
+    "caregiver": "care_receiver",
+    "child": "parent",
+    "dependent": "guardian",
+    "family_member": "family_member",
+    "legal_guardian": "ward",
+    "parent": "child",
+    "spouse": "spouse",
+    "other": "other",
+}
+
+
+def relationship_to(relationship: str, direction: str) -> str:
+    """What the other client of a link is to this one: the recorded relationship on the original
+    client's side (`outgoing`), its inverse on the linked client's (`incoming`)."""
+    if direction == "outgoing":
+        return relationship
+    return INVERSE_RELATIONSHIPS.get(relationship, f"{relationship}_of")
 
 
 def _validate(data: dict[str, Any], creating: bool) -> dict[str, Any]:

@@ -62,35 +62,125 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Settings from `AUTHZ_*` environment variables."""
+        """Settings from `AUTHZ_*` environment variables; a bad value raises ValueError naming
+        the variable, in one line."""
         env = os.environ if env is None else env
-        issuers = tuple(
-            TrustedIssuer(**item) for item in json.loads(env.get("AUTHZ_TRUSTED_ISSUERS", "[]"))
-        )
-        ttl = int(env.get("AUTHZ_TOKEN_TTL", MAX_TOKEN_TTL))
+        read = _Reader(env)
+        ttl = read.integer("AUTHZ_TOKEN_TTL", MAX_TOKEN_TTL, low=1)
         default = cls()
+        dev_mode = _truthy(env.get("AUTHZ_DEV_MODE"))
         return cls(
-            database_url=env.get("AUTHZ_DATABASE_URL", default_database_url()),
-            issuer=env.get("AUTHZ_ISSUER", default.issuer),
-            dev_mode=_truthy(env.get("AUTHZ_DEV_MODE")),
+            database_url=database_url(env.get("AUTHZ_DATABASE_URL") or default_database_url()),
+            issuer=read.url("AUTHZ_ISSUER", default.issuer),
+            dev_mode=dev_mode,
             token_ttl=min(ttl, MAX_TOKEN_TTL),
-            invite_ttl=int(env.get("AUTHZ_INVITE_TTL", default.invite_ttl)),
-            majority_age=int(env.get("AUTHZ_MAJORITY_AGE", default.majority_age)),
-            smtp_url=env.get("AUTHZ_SMTP_URL") or None,
+            invite_ttl=read.integer("AUTHZ_INVITE_TTL", default.invite_ttl, low=60),
+            majority_age=read.integer("AUTHZ_MAJORITY_AGE", default.majority_age, low=1),
+            smtp_url=read.url("AUTHZ_SMTP_URL", None, SMTP_SCHEMES),
             mail_from=env.get("AUTHZ_MAIL_FROM", default.mail_from),
-            portal_url=env.get("AUTHZ_PORTAL_URL", default.portal_url),
-            trusted_issuers=issuers,
-            pool_timeout=float(env.get("AUTHZ_POOL_TIMEOUT", default.pool_timeout)),
-            statement_timeout_ms=int(
-                env.get("AUTHZ_STATEMENT_TIMEOUT_MS", default.statement_timeout_ms)
+            portal_url=read.url("AUTHZ_PORTAL_URL", default.portal_url),
+            trusted_issuers=read.issuers("AUTHZ_TRUSTED_ISSUERS"),
+            pool_timeout=read.number("AUTHZ_POOL_TIMEOUT", default.pool_timeout),
+            statement_timeout_ms=read.integer(
+                "AUTHZ_STATEMENT_TIMEOUT_MS", default.statement_timeout_ms, low=0
             ),
             audit_retention_days=max(
-                int(env.get("AUTHZ_AUDIT_RETENTION_DAYS", default.audit_retention_days)),
-                default.audit_retention_days if not _truthy(env.get("AUTHZ_DEV_MODE")) else 1,
+                read.integer("AUTHZ_AUDIT_RETENTION_DAYS", default.audit_retention_days, low=1),
+                default.audit_retention_days if not dev_mode else 1,
             ),
             rate_limit=env.get("AUTHZ_RATE_LIMIT") or None,
             rate_limit_storage=env.get("AUTHZ_RATE_LIMIT_STORAGE") or default.rate_limit_storage,
         )
+
+
+HTTP_SCHEMES = ("http", "https")
+SMTP_SCHEMES = ("smtp", "smtps", "smtp+starttls")
+#: What `authz.store.db.make_engine` connects to.
+DATABASE_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg")
+
+
+def database_url(url: str) -> str:
+    """The store's URL, or ValueError naming an unsupported database in one line."""
+    scheme = url.partition("://")[0] if "://" in url else ""
+    if scheme not in DATABASE_SCHEMES:
+        shown = f"{scheme}://" if scheme else repr(url)
+        raise ValueError(
+            f"AUTHZ_DATABASE_URL: unsupported database {shown}; "
+            "use sqlite:///path/to/authz.db or postgresql://user:password@host:5432/db"
+        )
+    if scheme == "sqlite" and not url.startswith("sqlite:///"):
+        raise ValueError("AUTHZ_DATABASE_URL: a SQLite store is sqlite:///path/to/authz.db")
+    return url
+
+
+class _Reader:
+    """Typed values from the environment, each bad one refused with the variable's name."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+
+    def _raw(self, name: str) -> str | None:
+        value = self.env.get(name)
+        return None if value is None or not value.strip() else value.strip()
+
+    def integer(self, name: str, default: int, low: int) -> int:
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValueError(f"{name}={raw}: not a whole number") from None
+        if value < low:
+            raise ValueError(f"{name}={raw}: must be at least {low}")
+        return value
+
+    def number(self, name: str, default: float) -> float:
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ValueError(f"{name}={raw}: not a number") from None
+        if not value > 0:
+            raise ValueError(f"{name}={raw}: must be more than 0")
+        return value
+
+    def url(
+        self, name: str, default: str | None, schemes: tuple[str, ...] = HTTP_SCHEMES
+    ) -> Any:
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        check_url(f"{name}={raw}", raw, schemes)
+        return raw
+
+    def issuers(self, name: str) -> tuple[TrustedIssuer, ...]:
+        raw = self._raw(name)
+        if raw is None:
+            return ()
+        try:
+            items = json.loads(raw)
+            return tuple(TrustedIssuer(**item) for item in items)
+        except (ValueError, TypeError):
+            raise ValueError(
+                f'{name}: expected a JSON list of {{"issuer", "audience", "jwks_uri"}} objects'
+            ) from None
+
+
+def check_url(label: str, value: str, schemes: tuple[str, ...] = HTTP_SCHEMES) -> None:
+    """ValueError, in one line, unless `value` is an absolute URL with one of `schemes`."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 -- raises on a port out of range
+    except ValueError:
+        raise ValueError(f"{label}: not a valid URL") from None
+    if parts.scheme not in schemes or not parts.hostname:
+        want = " or ".join(f"{s}://" for s in schemes)
+        raise ValueError(f"{label}: expected an absolute {want} URL")
 
 
 def default_database_url() -> str:

@@ -1,7 +1,8 @@
 """The `authz` command line for operators and compliance staff.
 
-Every command prints JSON with `--json` and a readable table otherwise, and exits non-zero with a
-one-line reason on bad input.
+Every command but `serve` prints JSON with `--json` and a readable table otherwise, and exits
+non-zero with a one-line reason on bad input. Only click and the standard library are imported
+up front: `authz --help` must answer at once, so each command imports what it uses.
 """
 
 from __future__ import annotations
@@ -11,29 +12,52 @@ import sys
 from collections.abc import Callable, Iterable
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
-from authz.base.config import Settings
 from authz.base.errors import AuthzError
-from authz.service.runtime import Runtime
+
+if TYPE_CHECKING:
+    from authz.base.config import Settings
+    from authz.service.runtime import Runtime
 
 F = TypeVar("F", bound=Callable[..., Any])
 ACTOR = "operator:cli"
 
 
 def _settings() -> Settings:
+    from authz.base.config import Settings
+
     return Settings.from_env()
 
 
-def _runtime() -> Runtime:
+def _runtime(create: bool = False) -> Runtime:
+    """The store of AUTHZ_DATABASE_URL; only `init` (`create`) may make a new SQLite file."""
+    from authz.service.runtime import Runtime
+
+    return Runtime.create(_store_settings(create))
+
+
+def _store_settings(create: bool = False) -> Settings:
+    """Valid settings whose store exists (or, for `init`, may be created)."""
     settings = _settings()
-    if settings.database_url.startswith("sqlite:///"):
-        Path(settings.database_url.removeprefix("sqlite:///")).parent.mkdir(
-            parents=True, exist_ok=True
-        )
-    return Runtime.create(settings)
+    sqlite_file = _sqlite_file(settings.database_url)
+    if sqlite_file is not None:
+        if create:
+            sqlite_file.parent.mkdir(parents=True, exist_ok=True)
+        elif not sqlite_file.is_file():
+            fail(
+                f"no store at {sqlite_file}: run `authz init` there first, "
+                "or set AUTHZ_DATABASE_URL to the service's store"
+            )
+    return settings
+
+
+def _sqlite_file(url: str) -> Path | None:
+    if not url.startswith("sqlite:///"):
+        return None
+    return Path(url.removeprefix("sqlite:///").partition("?")[0])
 
 
 def emit(data: Any, as_json: bool, columns: Iterable[str] | None = None) -> None:
@@ -58,7 +82,7 @@ def _cell(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def fail(message: str, code: int = 2) -> None:
+def fail(message: str, code: int = 2) -> NoReturn:
     """One line on stderr, non-zero exit."""
     click.echo(f"authz: {message}", err=True)
     sys.exit(code)
@@ -73,6 +97,8 @@ def one_line_errors(func: F) -> F:
             return func(*args, **kwargs)
         except AuthzError as exc:
             fail(exc.detail)
+        except BrokenPipeError:
+            raise  # `authz … | head`: click ends quietly
         except (ValueError, OSError) as exc:
             fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         except Exception as exc:  # the last line of defence for a command line
@@ -88,7 +114,31 @@ def one_line_errors(func: F) -> F:
 json_option = click.option("--json", "as_json", is_flag=True, help="print JSON")
 
 
-@click.group()
+class _OneLineGroup(click.Group):
+    """Usage errors as one line on stderr (`authz: …`), never click's four-line block."""
+
+    def main(  # type: ignore[override]
+        self, args: Any = None, standalone_mode: bool = True, **kwargs: Any
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(args, standalone_mode=False, **kwargs)
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx is not None else "authz"
+            fail(f"{_sentence(exc.format_message())} (see `{where} --help`)", exc.exit_code)
+        except click.ClickException as exc:
+            fail(_sentence(exc.format_message()), exc.exit_code)
+        except click.Abort:
+            fail("aborted", 1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _sentence(message: str) -> str:
+    return " ".join(message.split())
+
+
+@click.group(cls=_OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """authz: authorization and delegated access for client portals."""
 
@@ -102,7 +152,7 @@ def init(demo: bool, as_json: bool) -> None:
     from authz.store import migrate
     from authz.tokens import keys
 
-    rt = _runtime()
+    rt = _runtime(create=True)
     applied = migrate.upgrade(rt.store.engine)
     kid = keys.ensure_key(rt.store, ACTOR, keys.ACCESS_TOKEN)
     out: dict[str, Any] = {
@@ -118,7 +168,31 @@ def init(demo: bool, as_json: bool) -> None:
         from authz.cli.demo import ensure_demo_org
 
         out["demo"] = ensure_demo_org(rt, Path("instance") / "demo.json")
-    emit(out, as_json or demo)
+        if not as_json:
+            for line in _demo_lines(out["demo"]):
+                click.echo(line)
+            return
+    emit(out, as_json)
+
+
+def _demo_lines(demo: dict[str, Any]) -> list[str]:
+    """What `make run` prints: where the values are, and the ones the README's examples use."""
+    family = demo["family"]
+    return [
+        f"demo practice {demo['org_id']} at {demo['url']}",
+        "  values for the README's examples: instance/demo.json; in a shell: . instance/demo.env",
+        f"  portal backend  CLIENT_ID={demo['client_id']} (secret in demo.json), "
+        f"AUDIENCE={demo['audience']}",
+        f"  provider        PROVIDER_ID={demo['provider_id']} ({demo['provider_email']})",
+        f"  reviewer        REVIEWER_ID={demo['reviewer_id']} ({demo['reviewer_email']})",
+        f"  Jenna           JENNA={family['jenna']} ({family['jenna_email']}), "
+        f"card JENNA_CARD={family['jenna_card']}",
+        f"  her child Sam   SAM={family['sam']}, portal access SAM_LINK={family['sam_link']} "
+        f"(active), card SAM_CARD={family['sam_card']}, "
+        f"invoice SAM_INVOICE={family['sam_invoice']}",
+        f"  Alex and Casey  ALEX={family['alex']}, CASEY={family['casey']} share "
+        f"{family['shared_email']}",
+    ]
 
 
 def _safe_url(url: str) -> str:
@@ -128,18 +202,23 @@ def _safe_url(url: str) -> str:
 
 
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--host", default="127.0.0.1", show_default=True, callback=lambda c, p, v: _host(v))
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.option(
     "--workers",
     default=0,
-    type=int,
+    type=click.IntRange(0, 64),
     help="N > 0 runs gunicorn with N workers (production); 0 the development server",
 )
 @one_line_errors
 def serve(host: str, port: int, workers: int) -> None:
-    """Run the HTTP service."""
+    """Run the HTTP service (no --json: it logs, one JSON object a line)."""
     import os
+
+    _store_settings()  # valid settings and an existing store before anything starts
+    level = os.environ.get("AUTHZ_LOG_LEVEL", "INFO")
+    if level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        fail(f"AUTHZ_LOG_LEVEL={level}: expected DEBUG, INFO, WARNING or ERROR")
 
     if workers > 0 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         import tempfile
@@ -162,6 +241,21 @@ def serve(host: str, port: int, workers: int) -> None:
     from api.wsgi_server import run_gunicorn
 
     run_gunicorn(host, port, workers)
+
+
+def _host(value: str) -> str:
+    """A host name or address to listen on, checked before any import of the service."""
+    import ipaddress
+    import re
+
+    try:
+        ipaddress.ip_address(value)
+        return value
+    except ValueError:
+        pass
+    if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?", value):
+        raise click.BadParameter(f"{value!r} is not a host name or IP address")
+    return value
 
 
 @main.group()
@@ -207,47 +301,90 @@ _staff_command("provider")
 _staff_command("reviewer")
 
 
-@main.command("oauth-client")
-@click.argument("action", type=click.Choice(["create"]))
+@main.group("oauth-client")
+def oauth_client() -> None:
+    """Portal backends and other OAuth clients."""
+
+
+@oauth_client.command("create")
 @click.option("--org", "org_id", required=True)
-@click.option("--audience", "audiences", multiple=True, required=True)
-@click.option("--scope", "scopes", multiple=True, help="space- or repeat-separated scopes")
+@click.option(
+    "--audience",
+    "audiences",
+    multiple=True,
+    required=True,
+    help="the portal's URL, e.g. https://portal.example: every token's aud (repeatable)",
+)
+@click.option(
+    "--for",
+    "preset",
+    type=click.Choice(["portal", "reviewer"]),
+    default=None,
+    help="portal: checks, client and provider sign-ins; reviewer: reviewer sign-ins and the "
+    "audit and review API",
+)
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    help="space- or repeat-separated scopes, added to --for's (client sign-ins need one of "
+    "profile appointments billing documents forms messages; provider sign-ins authz:admin; "
+    "reviewer sign-ins authz:review; checks authz:check)",
+)
 @click.option("--name", default="")
 @click.option(
     "--jwks-file",
-    type=click.Path(dir_okay=False),
+    type=click.Path(exists=True, dir_okay=False),
     default=None,
     help="public JWKS for private_key_jwt (then no secret is issued)",
 )
 @json_option
 @one_line_errors
-def oauth_client(
-    action: str,
+def oauth_client_create(
     org_id: str,
     audiences: tuple[str, ...],
+    preset: str | None,
     scopes: tuple[str, ...],
     name: str,
     jwks_file: str | None,
     as_json: bool,
 ) -> None:
-    """Register a portal backend; prints client_id and the secret once."""
+    """Register a portal backend; prints client_id, the secret (once) and which sign-ins it can
+    exchange."""
     from authz.oauth import oauth_clients
 
-    jwks = json.loads(Path(jwks_file).read_text()) if jwks_file else None
     flat = [s for item in scopes for s in item.split()]
-    emit(
-        oauth_clients.create_client(
-            _runtime().store,
-            ACTOR,
-            org_id,
-            list(audiences),
-            flat,
-            name,
-            "private_key_jwt" if jwks else "client_secret_basic",
-            jwks,
-        ),
-        as_json,
+    if preset is None and not flat:
+        fail(
+            "say what the client is for: --for portal (checks, client and provider sign-ins) "
+            "or --for reviewer (reviewer sign-ins), or give --scope"
+        )
+    wanted = [*oauth_clients.presets().get(preset or "", ()), *flat]
+    jwks = _json_file(jwks_file) if jwks_file else None
+    created = oauth_clients.create_client(
+        _runtime().store,
+        ACTOR,
+        org_id,
+        list(audiences),
+        list(dict.fromkeys(wanted)),
+        name,
+        "private_key_jwt" if jwks else "client_secret_basic",
+        jwks,
     )
+    created["sign_ins"] = oauth_clients.sign_ins(created["scopes"])
+    if as_json:
+        emit(created, True)
+        return
+    emit({k: v for k, v in created.items() if k != "sign_ins"}, False)
+    for kind, says in created["sign_ins"].items():
+        click.echo(f"{kind} sign-ins: {says}")
+
+
+def _json_file(path: str) -> Any:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        fail(f"{path}: not a JSON file")
 
 
 @main.command("dev-token")
@@ -391,6 +528,7 @@ def report() -> None:
     "--html",
     "html_file",
     type=click.Path(dir_okay=False),
+    callback=lambda c, p, v: _in_existing_folder(v),
     default=None,
     help="write the self-contained HTML page to this file",
 )
@@ -436,7 +574,10 @@ model_option = click.option(
     "--model", "model", default=None, help="model file (default: the one the service loads)"
 )
 policies_option = click.option(
-    "--policies", "policies", default=None, help="policy folder (default: policies/)"
+    "--policies",
+    "policies",
+    default=None,
+    help="policy folder (default: AUTHZ_POLICY_DIR, else the copy installed with authz)",
 )
 
 
@@ -652,14 +793,27 @@ def grants_export(fmt: str, org_id: str | None, as_json: bool) -> None:
 
 
 @main.command()
-@click.option("--database", default=None, help="SQLite file to use (default: a temporary one)")
+@click.option(
+    "--database",
+    default=None,
+    type=click.Path(dir_okay=False),
+    callback=lambda c, p, v: _in_existing_folder(v),
+    help="SQLite file to use (default: a temporary one)",
+)
+@json_option
 @one_line_errors
-def demo(database: str | None) -> None:
-    """Walk through the whole story on the embedded store and print what happened."""
+def demo(database: str | None, as_json: bool) -> None:
+    """Walk through the whole story on a throwaway store of its own (not the running
+    server's: its ids match nothing there) and print what happened."""
     from authz.cli.demo import run_demo
 
-    run_demo(database)
+    run_demo(database, as_json)
 
 
-if __name__ == "__main__":
-    main()
+def _in_existing_folder(path: str | None) -> str | None:
+    """A file to write: its folder must exist (said before any work is done)."""
+    if path is not None and not Path(path).resolve().parent.is_dir():
+        raise click.BadParameter(f"{path}: no such folder {Path(path).parent}")
+    return path
+
+

@@ -1,5 +1,5 @@
-"""`python -m authz.cli`."""
+"""`python -m authz.cli`: the `authz` command, as the tests and benchmarks start it."""
 
 from authz.cli import main
 
-main()
+main(prog_name="authz")

@@ -1,75 +1,190 @@
-"""The demo organization of `authz init --demo`, and the story `authz demo` tells."""
+"""The demo practice of `authz init --demo` (`make run`), and the story `authz demo` tells.
+
+`make run` seeds a practice with a provider, a reviewer and a portal backend, and a family to try
+the README's examples on: Jenna Rivera and her child Sam (Jenna has active portal access to
+Sam's account), Alex and Casey Rivera sharing one email, payment methods and invoices. Every
+value the README uses is written to `instance/demo.json` and, for the shell, `instance/demo.env`.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
-from authz.accounts import clients, orgs
+from authz.accounts import clients, links, orgs, payments
+from authz.base.principals import ADMIN_SCOPE, Principal
 from authz.oauth import oauth_clients
-from authz.oauth.oauth_clients import SERVICE_SCOPES
-from authz.policy.grants import CLIENT_SCOPES
 from authz.service.runtime import Runtime
 from authz.store.models import Organization
 
 DEMO_ORG = "Demo Family Practice"
 ACTOR = "operator:demo"
+AUDIENCE = "https://portal.demo.example"
+SHARED_EMAIL = "rivera.twins@demo.example"
 
 
 def ensure_demo_org(rt: Runtime, creds_file: Path) -> dict[str, Any]:
-    """Create the demo organization once; its credentials live in `creds_file` (dev only)."""
+    """Seed the demo practice and family once (dev only); every run rewrites the demo files with
+    the URL the service will answer on (`AUTHZ_ISSUER`), so `make run PORT=…` is always right."""
     with rt.store.read() as session:
         exists = session.scalar(select(Organization.id).where(Organization.name == DEMO_ORG))
+    creds: dict[str, Any] = {}
     if exists and creds_file.exists():
-        loaded: dict[str, Any] = json.loads(creds_file.read_text())
-        return loaded
+        creds = json.loads(creds_file.read_text())
+    if "org_id" not in creds:
+        creds = seed_practice(rt)
+    if "family" not in creds:
+        creds["family"] = seed_family(rt, creds)
+    creds["url"] = rt.settings.issuer.rstrip("/")
+    creds["database_url"] = rt.settings.database_url
+    write_demo_files(creds, creds_file)
+    return creds
+
+
+def seed_practice(rt: Runtime) -> dict[str, Any]:
+    """The practice, its provider and reviewer, and a portal backend that can do every sign-in."""
     org = orgs.create_org(rt.store, ACTOR, DEMO_ORG, ["linked_portal_access"])
     provider = orgs.create_provider(rt.store, ACTOR, org["id"], "dr.lee@demo.example", "Dr. Lee")
     reviewer = orgs.create_reviewer(
-        rt.store, ACTOR, org["id"], "compliance@demo.example", "Casey Compliance"
+        rt.store, ACTOR, org["id"], "compliance@demo.example", "Morgan Compliance"
     )
-    client = oauth_clients.create_client(
-        rt.store,
-        ACTOR,
-        org["id"],
-        ["https://portal.demo.example"],
-        list(SERVICE_SCOPES) + list(CLIENT_SCOPES),
-        "Demo portal backend",
+    scopes = [*oauth_clients.presets()["portal"], *oauth_clients.presets()["reviewer"]]
+    backend = oauth_clients.create_client(
+        rt.store, ACTOR, org["id"], [AUDIENCE], scopes, "Demo portal backend"
     )
-    people = {}
-    for first, last, kind, email in (
-        ("Jenna", "Rivera", "adult", "jenna@demo.example"),
-        ("Sam", "Rivera", "minor", "jenna@demo.example"),
-        ("Alex", "Rivera", "adult", "alex@demo.example"),
-    ):
-        people[first.lower()] = clients.create_client(
-            rt.store,
-            ACTOR,
-            org["id"],
-            {"first_name": first, "last_name": last, "client_type": kind, "email": email},
-        )["id"]
-    creds = {
+    return {
         "org_id": org["id"],
         "provider_id": provider["id"],
         "provider_email": provider["email"],
         "reviewer_id": reviewer["id"],
         "reviewer_email": reviewer["email"],
-        "client_id": client["client_id"],
-        "client_secret": client["client_secret"],
-        "audience": "https://portal.demo.example",
-        "clients": people,
+        "client_id": backend["client_id"],
+        "client_secret": backend["client_secret"],
+        "audience": AUDIENCE,
     }
+
+
+def seed_family(rt: Runtime, practice: dict[str, Any]) -> dict[str, Any]:
+    """Jenna and her child Sam (active portal access, granted by Dr. Lee and accepted by Jenna),
+    Alex and Casey sharing an email, a card each for Jenna and Sam, and an invoice each."""
+    org_id = practice["org_id"]
+
+    def client(first: str, kind: str, email: str | None, born: str | None = None) -> str:
+        data: dict[str, Any] = {"first_name": first, "last_name": "Rivera", "client_type": kind}
+        if email:
+            data["email"] = email
+        if born:
+            data["birth_date"] = born
+        return str(clients.create_client(rt.store, ACTOR, org_id, data)["id"])
+
+    eleven = dt.date.today().year - 11
+    jenna = client("Jenna", "adult", "jenna@demo.example")
+    sam = client("Sam", "minor", None, f"{eleven}-05-01")
+    alex = client("Alex", "adult", SHARED_EMAIL)
+    casey = client("Casey", "adult", SHARED_EMAIL)
+    link = grant_portal_access(rt, practice, receiver=sam, caregiver=jenna)
+    for owner, pm, label in (
+        (jenna, "pm_demo_jenna_visa", "Jenna's Visa"),
+        (sam, "pm_demo_sam_hsa", "Sam's HSA card"),
+    ):
+        payments.register(rt.store, ACTOR, org_id, owner, {"id": pm, "label": label})
+    return {
+        "jenna": jenna,
+        "jenna_email": "jenna@demo.example",
+        "sam": sam,
+        "alex": alex,
+        "casey": casey,
+        "shared_email": SHARED_EMAIL,
+        "sam_link": link,
+        "jenna_card": "pm_demo_jenna_visa",
+        "sam_card": "pm_demo_sam_hsa",
+        "jenna_invoice": "inv_demo_jenna_1",
+        "sam_invoice": "inv_demo_sam_1",
+    }
+
+
+def grant_portal_access(
+    rt: Runtime, practice: dict[str, Any], receiver: str, caregiver: str
+) -> str:
+    """Dr. Lee links the caregiver as the receiver's parent with full portal access; the
+    caregiver accepts the invite (development mode hands its token back). The link's id."""
+    org_id = practice["org_id"]
+    doctor = Principal("provider", practice["provider_id"], org_id, frozenset({ADMIN_SCOPE}))
+    made = links.create_link(
+        rt.store,
+        rt.settings,
+        doctor,
+        org_id,
+        receiver,
+        {
+            "client_id": caregiver,
+            "relationship": "parent",
+            "portal_access": {
+                "enabled": True,
+                "acknowledgement": "Jenna will have full access to Sam's portal account.",
+            },
+        },
+    )
+    links.accept_invite(
+        rt.store, rt.settings, Principal("client", caregiver, org_id), made["dev_invite_token"]
+    )
+    return str(made["id"])
+
+
+#: demo.env's names for the values the README's examples use.
+ENV_NAMES = {
+    "SERVICE_URL": ("url",),
+    "AUDIENCE": ("audience",),
+    "ORG_ID": ("org_id",),
+    "CLIENT_ID": ("client_id",),
+    "CLIENT_SECRET": ("client_secret",),
+    "PROVIDER_ID": ("provider_id",),
+    "PROVIDER_EMAIL": ("provider_email",),
+    "REVIEWER_ID": ("reviewer_id",),
+    "REVIEWER_EMAIL": ("reviewer_email",),
+    "JENNA": ("family", "jenna"),
+    "JENNA_EMAIL": ("family", "jenna_email"),
+    "SAM": ("family", "sam"),
+    "ALEX": ("family", "alex"),
+    "CASEY": ("family", "casey"),
+    "SHARED_EMAIL": ("family", "shared_email"),
+    "SAM_LINK": ("family", "sam_link"),
+    "JENNA_CARD": ("family", "jenna_card"),
+    "SAM_CARD": ("family", "sam_card"),
+    "JENNA_INVOICE": ("family", "jenna_invoice"),
+    "SAM_INVOICE": ("family", "sam_invoice"),
+}
+
+
+def write_demo_files(creds: dict[str, Any], creds_file: Path) -> None:
+    """`demo.json` (for scripts) and `demo.env` beside it (`. instance/demo.env` in a shell),
+    readable only by their owner: they hold the backend's secret."""
     creds_file.parent.mkdir(parents=True, exist_ok=True)
-    creds_file.write_text(json.dumps(creds, indent=2))
+    creds_file.write_text(json.dumps(creds, indent=2) + "\n")
     creds_file.chmod(0o600)
-    return creds
+    lines = [
+        "# Written by `authz init --demo` (make run): the demo's values for the README's examples.",
+        "export AUTHZ_DEV_MODE=1",
+        f"export AUTHZ_DATABASE_URL={shlex.quote(creds['database_url'])}",
+        f"export AUTHZ_ISSUER={shlex.quote(creds['url'])}",
+    ]
+    for name, path in ENV_NAMES.items():
+        value: Any = creds
+        for key in path:
+            value = value[key]
+        lines.append(f"export {name}={shlex.quote(str(value))}")
+    env_file = creds_file.with_suffix(".env")
+    env_file.write_text("\n".join(lines) + "\n")
+    env_file.chmod(0o600)
 
 
-def run_demo(database: str | None) -> None:
-    """The whole story on the embedded store, over the real HTTP API, printed step by step."""
+def run_demo(database: str | None, as_json: bool = False) -> None:
+    """The whole story on a throwaway store, over the real HTTP API, printed step by step."""
     from authz.cli.demo_story import Story
 
-    Story.run(database)
+    Story.run(database, as_json)

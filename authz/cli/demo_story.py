@@ -31,14 +31,16 @@ ACCESS = "urn:ietf:params:oauth:token-type:access_token"
 class Story:
     """One walk through the story; each step prints what happened."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, as_json: bool = False) -> None:
         self.app = app
         self.http = app.test_client()
         self.rt = app.extensions["authz"]
         self.step = 0
+        self.as_json = as_json
+        self.steps: list[dict[str, Any]] = []
 
     @classmethod
-    def run(cls, database: str | None) -> None:
+    def run(cls, database: str | None, as_json: bool = False) -> None:
         from api.app import create_app
 
         with tempfile.TemporaryDirectory() as tmp:
@@ -53,7 +55,10 @@ class Story:
             migrate.upgrade(rt.store.engine)
             keys.ensure_key(rt.store, "operator:demo", keys.ACCESS_TOKEN)
             keys.ensure_key(rt.store, "operator:demo", keys.DEV_ISSUER)
-            cls(app).tell()
+            story = cls(app, as_json)
+            story.tell()
+            if as_json:
+                click.echo(json.dumps({"steps": story.steps}, indent=2, default=str))
             access = rt.extras.get("access")
             if access is not None:
                 access.close()
@@ -63,6 +68,9 @@ class Story:
 
     def say(self, text: str, detail: Any = None) -> None:
         self.step += 1
+        self.steps.append({"step": self.step, "text": text, "detail": detail})
+        if self.as_json:
+            return
         click.echo(f"{self.step:>2}. {text}")
         if detail is not None:
             rendered = detail if isinstance(detail, str) else json.dumps(detail, default=str)

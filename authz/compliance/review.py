@@ -114,9 +114,9 @@ def build(
     if client_id is not None and not looks_like(client_id, "cli"):
         raise ValidationFailed([("client", "must be a client id (cli_…)")])
     if engine is None:
-        at = now
+        moment = now  # the whole report is read at one moment
         engine = Engine(
-            PolicySet.load(), FactIndex.load(store, settings.majority_age), now=lambda: at
+            PolicySet.load(), FactIndex.load(store, settings.majority_age), now=lambda: moment
         )
     with store.read() as session:
         org = session.get(Organization, org_id)
@@ -202,8 +202,8 @@ def build(
         if action not in entry["actions"]:
             entry["actions"].append(action)
     # Switching into an account is acting for it even before the first decision is asked.
-    for owner, actor, at in switch_rows:
-        acted_entry(owner, actor, at, at)["switches"] += 1
+    for owner, actor, when in switch_rows:
+        acted_entry(owner, actor, when, when)["switches"] += 1
 
     links_of: dict[str, list[dict[str, Any]]] = defaultdict(list)
     grants_on: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -219,7 +219,7 @@ def build(
                     "direction": direction,
                     "other_id": other.id,
                     "other": _name(other),
-                    "relationship": link.relationship,
+                    "relationship": clients.relationship_to(link.relationship, direction),
                     "portal_status": link.portal_status,
                 }
             )

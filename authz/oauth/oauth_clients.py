@@ -24,6 +24,64 @@ AUTH_METHODS = ("client_secret_basic", "private_key_jwt")
 SERVICE_SCOPES = ("authz:check", "authz:check:subjects", "authz:admin", "authz:review")
 
 
+def sign_in_scopes() -> dict[str, frozenset[str]]:
+    """The scopes a token from each kind of sign-in may carry; a client that holds none of a
+    kind's scopes cannot exchange that kind of sign-in (`invalid_scope`)."""
+    from authz.base.principals import ADMIN_SCOPE, REVIEW_SCOPE
+    from authz.policy.grants import CLIENT_SCOPES
+
+    return {
+        "client": frozenset(CLIENT_SCOPES),
+        "provider": frozenset({ADMIN_SCOPE}),
+        "reviewer": frozenset({REVIEW_SCOPE}),
+    }
+
+
+def presets() -> dict[str, tuple[str, ...]]:
+    """`oauth-client create --for KIND`: the scopes each kind of backend needs."""
+    from authz.policy.grants import CLIENT_SCOPES
+
+    return {
+        # A portal backend: its own checks, and sign-ins of clients and the practice's staff.
+        "portal": ("authz:check", "authz:admin", *CLIENT_SCOPES),
+        # A compliance tool: reviewer sign-ins, and the audit and review API as itself.
+        "reviewer": ("authz:review",),
+    }
+
+
+def sign_ins(scopes: list[str] | frozenset[str]) -> dict[str, str]:
+    """For each kind of sign-in, whether a client holding `scopes` can exchange it, in words."""
+    held = set(scopes)
+    out = {}
+    for kind, allowed in sign_in_scopes().items():
+        carried = sorted(held & allowed)
+        out[kind] = (
+            " ".join(carried)
+            if carried
+            else f"refused: needs one of {', '.join(sorted(allowed))}"
+        )
+    return out
+
+
+def audience_problem(audience: Any) -> str | None:
+    """Why `audience` cannot be a token's `aud`, or None: a portal's absolute http(s) URL,
+    compared byte for byte by every verifier, so no query, fragment or spaces."""
+    from urllib.parse import urlsplit
+
+    if not isinstance(audience, str) or not audience:
+        return "an audience is the portal's URL, e.g. https://portal.example"
+    try:
+        parts = urlsplit(audience)
+        parts.port  # noqa: B018 -- raises on a port out of range
+    except ValueError:
+        return f"{audience!r} is not a valid URL"
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        return f"{audience!r} is not an absolute https:// URL (a token's aud is the portal's URL)"
+    if parts.query or parts.fragment or any(c.isspace() for c in audience):
+        return f"{audience!r}: no query, fragment or spaces (tokens carry it as it is)"
+    return None
+
+
 def hash_secret(secret: str) -> str:
     """Secrets are 256 random bits, so one SHA-256 is enough and keeps the token path fast."""
     return "sha256$" + hashlib.sha256(secret.encode()).hexdigest()
@@ -112,8 +170,9 @@ def create_client(
     from authz.policy.grants import CLIENT_SCOPES
 
     errors: list[tuple[str, str]] = []
-    if not audiences or not all(isinstance(a, str) and a for a in audiences):
+    if not audiences:
         errors.append(("audience", "at least one audience is required"))
+    errors += [("audience", why) for why in map(audience_problem, audiences) if why]
     unknown = sorted(set(scopes) - set(SERVICE_SCOPES) - set(CLIENT_SCOPES))
     if unknown:
         errors.append(("scope", f"unknown scopes: {', '.join(unknown)}"))

@@ -13,10 +13,12 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Callable
 from typing import Any
 
 from authlib.oauth2.rfc6749.errors import InvalidRequestError, InvalidScopeError, OAuth2Error
 from authlib.oauth2.rfc6749.grants import ClientCredentialsGrant
+from authlib.oauth2.rfc6749.util import extract_basic_authorization
 
 from authz.base.errors import StoreUnavailable
 from authz.oauth import client_lookup
@@ -53,10 +55,10 @@ def strict_request(request: Any, several: tuple[str, ...] = ()) -> None:
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,40}")
 
 
-def _shown(name: str) -> str:
-    """A parameter's name as an error may quote it: `error_description` is printable ASCII
+def _shown(name: str, otherwise: str = "a parameter") -> str:
+    """A caller's name or id as an error may quote it: `error_description` is printable ASCII
     only (§5.2), and a caller's junk is not echoed."""
-    return name if _NAME.fullmatch(name) else "a parameter"
+    return name if _NAME.fullmatch(name) else otherwise
 
 
 def _one_authentication(authorization: str, form: Any) -> None:
@@ -128,3 +130,36 @@ class CurrentClientEndpoint:
         except StoreUnavailable as exc:
             raise TemporarilyUnavailableError(description="try again shortly") from exc
         return client
+
+
+#: What Authlib says when no method authenticated the client: true, and of no help to anyone.
+_NO_METHOD = "The client cannot authenticate with methods"
+_NO_CLIENT = "The client does not exist on this server."
+
+
+def plain_client_error(
+    description: str, request: Any, query_client: Callable[[str], RegisteredClient | None]
+) -> str:
+    """§5.2 `invalid_client`, said in plain words: what was sent and what was wrong with it."""
+    client_id, secret = extract_basic_authorization(request.headers)
+    if description == _NO_CLIENT:
+        named = _shown(client_id or request.form.get("client_id") or "", "that client_id")
+        return f"no active OAuth client {named} (unknown, or disabled)"
+    if not description.startswith(_NO_METHOD):
+        return description
+    if request.form.get("client_assertion"):
+        return "the client_assertion did not verify (private_key_jwt)"
+    if not request.headers.get("Authorization"):
+        return (
+            "no client authentication: send client_id:client_secret with HTTP Basic "
+            "(client_secret_basic), or a client_assertion (private_key_jwt)"
+        )
+    if not client_id or not secret:
+        return "the Authorization header is not Basic base64(client_id:client_secret)"
+    client = query_client(client_id)
+    if client is not None and client.auth_method == "private_key_jwt":
+        return (
+            f"client {_shown(client_id)} authenticates with a client_assertion (private_key_jwt), "
+            "not a secret"
+        )
+    return "the client secret does not match"

@@ -26,8 +26,7 @@ from authlib.oauth2.rfc6749.errors import (
 
 from authz.base import clock
 from authz.base.errors import StoreUnavailable
-from authz.base.principals import ADMIN_SCOPE, REVIEW_SCOPE
-from authz.oauth import client_lookup, identity, token_status
+from authz.oauth import client_lookup, identity, oauth_clients, token_status
 from authz.oauth.identity import Login
 from authz.oauth.oauth_clients import TOKEN_EXCHANGE, RegisteredClient
 from authz.oauth.rfc6749 import TemporarilyUnavailableError, strict_request
@@ -59,7 +58,11 @@ SINGLE_PARAMS = (
 #: RFC 8693 §2.1 allows several of these; this server issues for exactly one.
 TARGET_PARAMS = ("resource", "audience")
 #: Scopes a staff token can carry; client tokens carry `grants.CLIENT_SCOPES`.
-STAFF_SCOPES = {"provider": frozenset({ADMIN_SCOPE}), "reviewer": frozenset({REVIEW_SCOPE})}
+STAFF_SCOPES = {
+    kind: scopes
+    for kind, scopes in oauth_clients.sign_in_scopes().items()
+    if kind in ("provider", "reviewer")
+}
 
 
 class InvalidTargetError(OAuth2Error):  # type: ignore[misc]
@@ -160,7 +163,14 @@ class Exchange:
                 decision = self._from_login(client, subject_token, target)
         except StoreUnavailable as exc:
             raise TemporarilyUnavailableError(description="try again shortly") from exc
-        scope = narrow(params.get("scope"), decision.allowed_scopes & client.scopes)
+        allowed = decision.allowed_scopes & client.scopes
+        if not allowed and decision.allowed_scopes:
+            raise InvalidScopeError(
+                description=f"this client holds none of the scopes a {target.kind} sign-in "
+                f"carries ({', '.join(sorted(decision.allowed_scopes))}); register the backend "
+                "with `authz oauth-client create --for portal` (or --for reviewer)"
+            )
+        scope = narrow(params.get("scope"), allowed)
         return Outcome(decision, audience, scope)
 
     @staticmethod

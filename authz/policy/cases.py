@@ -16,9 +16,8 @@ from typing import Any
 import jsonschema
 import yaml
 
+from authz.policy import location
 from authz.policy.engine import (
-    MODEL_PATH,
-    POLICY_DIR,
     CheckRequest,
     Engine,
     PolicySet,
@@ -27,8 +26,6 @@ from authz.policy.engine import (
     casbin_enforcer,
 )
 from authz.policy.facts import ClientRow, FactIndex, LinkRow, OrgRow, PaymentRow, StaffRow
-
-TESTS_DIR = POLICY_DIR / "tests"
 
 
 @dataclass(frozen=True)
@@ -82,8 +79,10 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def load_suites(directory: Path = TESTS_DIR) -> list[Suite]:
-    """Every suite, validated against `schema.json`; raise ValueError naming the bad file."""
+def load_suites(directory: Path | None = None) -> list[Suite]:
+    """Every suite (by default `tests/` of the policies in force), validated against
+    `schema.json`; raise ValueError naming the bad file."""
+    directory = directory or location.in_force().policies / "tests"
     schema = json.loads((directory / "schema.json").read_text())
     validator = jsonschema.Draft202012Validator(schema)
     suites = []
@@ -168,7 +167,10 @@ def request_of(data: dict[str, Any], test: dict[str, Any]) -> CheckRequest:
 
 
 def run_suite(
-    suite: Suite, policy: PolicySet, model_path: Path = MODEL_PATH, policy_dir: Path = POLICY_DIR
+    suite: Suite,
+    policy: PolicySet,
+    model_path: Path | None = None,
+    policy_dir: Path | None = None,
 ) -> list[CaseResult]:
     """Run every query of one suite through the engine and through pycasbin."""
     data = suite.data
@@ -211,7 +213,7 @@ def run_suite(
 
 
 def run_all(
-    directory: Path = TESTS_DIR, model_path: Path = MODEL_PATH, policy_dir: Path = POLICY_DIR
+    directory: Path | None = None, model_path: Path | None = None, policy_dir: Path | None = None
 ) -> list[CaseResult]:
     """Every case of every suite."""
     policy = PolicySet.load(model_path, policy_dir)

@@ -22,12 +22,12 @@ from typing import Any, NamedTuple
 from authz.base import clock
 from authz.base.errors import AuthzError
 from authz.base.principals import VIA, Principal
-from authz.policy import delegation, vocabulary
+from authz.policy import delegation, location, vocabulary
 from authz.policy.facts import FactIndex
 
-ROOT = Path(__file__).resolve().parents[2]
-MODEL_PATH = ROOT / "model.conf"
-POLICY_DIR = ROOT / "policies"
+#: The reviewed files shipped with the package; `AUTHZ_POLICY_DIR` names a deployment's own copy.
+MODEL_PATH = location.shipped().model
+POLICY_DIR = location.shipped().policies
 
 #: The matcher and effect this module compiles. Edit them together with `_evaluate`.
 KNOWN_MATCHER = (
@@ -36,6 +36,11 @@ KNOWN_MATCHER = (
 )
 KNOWN_EFFECT = "some(where (p.eft == allow)) && !some(where (p.eft == deny))"
 PM_DENY = "payment_method_of_another_client"
+
+
+def _a(noun: str) -> str:
+    """`noun` with its indefinite article (resource types are plain English nouns)."""
+    return f"{'an' if noun[:1] in 'aeiou' else 'a'} {noun.replace('_', ' ')}"
 
 
 class PolicyError(AuthzError):
@@ -58,8 +63,10 @@ class Rule(NamedTuple):
         return f"{self.source}: p, {self.rel}, {self.act}, {self.eft}"
 
 
-def read_policy_lines(policy_dir: Path = POLICY_DIR) -> list[Rule]:
-    """Every `p` line of `policies/*.csv` in file order (comments and blank lines skipped)."""
+def read_policy_lines(policy_dir: Path | None = None) -> list[Rule]:
+    """Every `p` line of `policies/*.csv` (by default those in force) in file order (comments
+    and blank lines skipped)."""
+    policy_dir = policy_dir or location.in_force().policies
     rules: list[Rule] = []
     for path in sorted(policy_dir.glob("*.csv")):
         for number, line in enumerate(path.read_text().splitlines(), 1):
@@ -73,8 +80,12 @@ def read_policy_lines(policy_dir: Path = POLICY_DIR) -> list[Rule]:
     return rules
 
 
-def files_digest(model_path: Path = MODEL_PATH, policy_dir: Path = POLICY_DIR) -> str:
-    """The digest of the model and policy files: what every decision and change records."""
+def files_digest(model_path: Path | None = None, policy_dir: Path | None = None) -> str:
+    """The digest of the model and policy files (by default those in force): what every decision
+    and change records."""
+    if model_path is None or policy_dir is None:
+        found = location.in_force()
+        model_path, policy_dir = model_path or found.model, policy_dir or found.policies
     digest = hashlib.sha256(model_path.read_bytes())
     for path in sorted(policy_dir.glob("*.csv")):
         digest.update(b"\0" + path.name.encode() + b"\0" + path.read_bytes())
@@ -90,11 +101,17 @@ class PolicySet:
     model_text: str
     allow: dict[str, dict[str, Rule]]
     deny: dict[str, tuple[Rule, ...]]
+    files: location.Location
 
     @classmethod
-    def load(cls, model_path: Path = MODEL_PATH, policy_dir: Path = POLICY_DIR) -> PolicySet:
-        """Read and check the files; raise PolicyError with every problem found."""
+    def load(cls, model_path: Path | None = None, policy_dir: Path | None = None) -> PolicySet:
+        """Read and check the files (by default those in force); raise PolicyError with every
+        problem found."""
         from casbin.config import Config
+
+        if model_path is None or policy_dir is None:
+            found = location.in_force()
+            model_path, policy_dir = model_path or found.model, policy_dir or found.policies
 
         config = Config.new_config(str(model_path))
         problems = []
@@ -119,6 +136,7 @@ class PolicySet:
             model_path.read_text(),
             allow,
             {k: tuple(v) for k, v in deny.items()},
+            location.Location(model_path, policy_dir),
         )
 
 
@@ -398,7 +416,7 @@ class Engine:
             return _Denied(f"unknown resource type {res.type!r}", "vocabulary: unknown type", None)
         if action.resource_type != res.type:
             return _Denied(
-                f"{req.action} applies to a {action.resource_type}, not a {res.type}",
+                f"{req.action} applies to {_a(action.resource_type)}, not {_a(res.type)}",
                 "vocabulary: action and resource type differ",
                 None,
             )
@@ -652,17 +670,23 @@ class OwnershipRoleManager(StoreRoleManager):
 
 def casbin_enforcer(
     facts: FactIndex,
-    policy_dir: Path = POLICY_DIR,
-    model_path: Path = MODEL_PATH,
+    policy_dir: Path | None = None,
+    model_path: Path | None = None,
     now: Callable[[], dt.datetime] = clock.now,
 ) -> Any:
-    """pycasbin's Enforcer over the same files, with the store-backed role managers."""
+    """pycasbin's Enforcer over the same files (by default those in force), with the
+    store-backed role managers."""
     import casbin
     from casbin import persist
 
+    if model_path is None or policy_dir is None:
+        found = location.in_force()
+        model_path, policy_dir = model_path or found.model, policy_dir or found.policies
+    folder: Path = policy_dir
+
     class FilesAdapter(persist.Adapter):  # type: ignore[misc]
         def load_policy(self, model: Any) -> None:
-            for path in sorted(policy_dir.glob("*.csv")):
+            for path in sorted(folder.glob("*.csv")):
                 for line in path.read_text().splitlines():
                     persist.load_policy_line(line.strip(), model)
 

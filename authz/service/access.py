@@ -89,6 +89,15 @@ def parse_consistency(raw: Any, field: str = "consistency") -> Consistency:
     raise ValidationFailed([(f"{field}.at_least", "must be a revision this service returned")])
 
 
+def about_the_token(reason: str) -> str:
+    """Why the user's token does not count, said once: "the token was revoked" reads "the user's
+    access token was revoked", "not a compact JWS" "the user's access token: not a compact JWS"."""
+    for said in ("the token", "token"):
+        if reason.startswith(said + " ") or reason.startswith(said + "'s "):
+            return "the user's access token" + reason.removeprefix(said)
+    return f"the user's access token: {reason}"
+
+
 class AccessService:
     """The decision engine of one process: policy files, store-backed facts, decision log."""
 
@@ -277,7 +286,7 @@ class AccessService:
     ) -> Decision:
         engine = engine or self.engine
         if rejected is not None:
-            return engine.deny(request, f"the user's access token: {rejected}", TOKEN_RULE)
+            return engine.deny(request, about_the_token(rejected), TOKEN_RULE)
         return engine.check(request, now, memo)
 
     # -- use cases ------------------------------------------------------------------------------

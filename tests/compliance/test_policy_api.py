@@ -40,10 +40,11 @@ def test_reviewers_and_providers_read_the_files_in_force(api: Api) -> None:
 def test_files_changed_since_loading_are_not_served_as_enforced(tmp_path: Path) -> None:
     shutil.copy(MODEL_PATH, tmp_path / "model.conf")
     shutil.copytree(POLICY_DIR, tmp_path / "policies")
-    with (tmp_path / "policies" / "staff.csv").open("a") as f:
-        f.write("# an edit after loading\n")
     policy = PolicySet.load(tmp_path / "model.conf", tmp_path / "policies")
     facts = FactIndex.from_rows([("org_1", "Practice", [])], [], [("rev_1", "org_1", "R")])
     caller = Principal("reviewer", "rev_1", "org_1", frozenset())
+    assert published.read(Engine(policy, facts), caller, 1)["digest"] == policy.digest
+    with (tmp_path / "policies" / "staff.csv").open("a") as f:
+        f.write("# an edit after loading\n")
     with pytest.raises(Conflict, match="restart the service"):
         published.read(Engine(policy, facts), caller, 1)

@@ -168,7 +168,7 @@ def test_cli_report_json_table_and_bad_input(
         (("--client", "cli_nope"), "not found"),
         (("--org", "org_nope"), "not found"),
         ((), "pass --org"),
-        (("--org", api.org_id, "--html", str(tmp_path / "missing" / "r.html")), "No such file"),
+        (("--org", api.org_id, "--html", str(tmp_path / "missing" / "r.html")), "no such folder"),
     ]:
         done = authz(db_url, "report", "access", *args)
         assert done.returncode == 2, (args, done.stdout)

@@ -22,7 +22,8 @@ def read(engine: Engine, caller: Principal, revision: int) -> dict[str, Any]:
     )
     if not decision.allowed:
         raise Forbidden(f"reading the policy files needs a reviewer or provider: {decision.reason}")
-    texts = sources.given(None, None).texts()
+    loaded = engine.policy.files
+    texts = sources.PolicyFiles(loaded.model, loaded.policies, "in force").texts()
     with sources.snapshot(texts) as copy:
         on_disk = sources.load(copy).digest
     if on_disk != engine.policy.digest:

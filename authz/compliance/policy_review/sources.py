@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from authz.base.errors import ValidationFailed
-from authz.policy.engine import MODEL_PATH, POLICY_DIR, PolicyError, PolicySet
+from authz.policy import location
+from authz.policy.engine import PolicyError, PolicySet
 
 REV_PREFIX = "rev:"
 MODEL_NAME = "model.conf"
@@ -46,18 +47,21 @@ def bad(message: str) -> ValidationFailed:
 
 
 def given(model: str | None, policies: str | None) -> PolicyFiles:
-    """`--model FILE` and `--policies DIR`, defaulting to the files the service loads."""
-    policy_dir = Path(policies) if policies else POLICY_DIR
-    model_path = Path(model) if model else _model_beside(policy_dir)
-    return PolicyFiles(model_path, policy_dir, policies or str(POLICY_DIR))
+    """`--model FILE` and `--policies DIR`, defaulting to the files the service loads
+    (`AUTHZ_POLICY_DIR`, else the copy shipped with the package)."""
+    if policies:
+        found = location.folder(Path(policies))
+        label = policies
+    else:
+        found = location.in_force()
+        label = str(found.policies)
+    model_path = Path(model) if model else _model_or_shipped(found.model)
+    return PolicyFiles(model_path, found.policies, label)
 
 
-def _model_beside(policy_dir: Path) -> Path:
-    """A copied `policies/` usually travels with its `model.conf` one level up."""
-    for candidate in (policy_dir / MODEL_NAME, policy_dir.parent / MODEL_NAME):
-        if candidate.is_file():
-            return candidate
-    return MODEL_PATH
+def _model_or_shipped(model: Path) -> Path:
+    """A folder of CSVs without a model of its own is read with the shipped model."""
+    return model if model.is_file() else location.shipped().model
 
 
 def check_exists(files: PolicyFiles) -> None:
@@ -79,10 +83,11 @@ def resolve(spec: str) -> Iterator[PolicyFiles]:
     folder = Path(spec)
     if not folder.is_dir():
         raise bad(f"{spec}: no such folder (give a folder or rev:<git revision>)")
+    found = location.folder(folder)
     if (folder / POLICIES_NAME).is_dir():
-        files = PolicyFiles(folder / MODEL_NAME, folder / POLICIES_NAME, spec)
+        files = PolicyFiles(found.model, found.policies, spec)
     else:
-        files = PolicyFiles(_model_beside(folder), folder, spec)
+        files = PolicyFiles(_model_or_shipped(found.model), found.policies, spec)
     check_exists(files)
     yield files
 
@@ -107,7 +112,7 @@ def _from_git(rev: str, label: str) -> Iterator[PolicyFiles]:
     try:
         top = Path(_git(Path.cwd(), "rev-parse", "--show-toplevel").strip())
     except ValidationFailed:
-        top = MODEL_PATH.parent
+        top = location.shipped().model.resolve().parent  # a checkout: its own history
     try:
         commit = _git(top, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}").strip()
     except ValidationFailed:
