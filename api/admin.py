@@ -17,6 +17,7 @@ from authz import (
     outbox,
     pagination,
     payments,
+    recertification,
 )
 from authz.principals import require_admin, require_reader
 
@@ -147,6 +148,12 @@ def revoke_portal_access(link_id: str) -> tuple[Response, int]:
     rt = runtime()
     body = json_body() if request.content_length else {}
     return _ok(links.end_grant(rt.store, rt.settings, principal(), link_id, body))
+
+
+@bp.post("/links/<link_id>/portal-access/recertify")
+def recertify_portal_access(link_id: str) -> tuple[Response, int]:
+    rt = runtime()
+    return _ok(recertification.recertify(rt.store, rt.settings, principal(), link_id, json_body()))
 
 
 # -- payment methods, notifications, outbox -----------------------------------------------------

@@ -650,6 +650,17 @@ def grants_export(fmt: str, org_id: str | None, as_json: bool) -> None:
     emit(pms, False, ["payment_method", "client"])
 
 
+@grants.command("recertification-sweep")
+@json_option
+@one_line_errors
+def grants_recertification_sweep(as_json: bool) -> None:
+    """Email the reminders due before review-by dates and audit each lapse (run daily)."""
+    from authz import recertification
+
+    rt = _runtime()
+    emit(recertification.sweep(rt.store, rt.settings), as_json)
+
+
 @main.command()
 @click.option("--database", default=None, help="SQLite file to use (default: a temporary one)")
 @one_line_errors
