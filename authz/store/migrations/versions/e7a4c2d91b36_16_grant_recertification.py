@@ -59,9 +59,7 @@ def upgrade() -> None:
     for lid, activated, acknowledged, created in rows:
         since = _aware(activated) or _aware(acknowledged) or _aware(created)
         if since is not None:
-            conn.execute(
-                links.update().where(links.c.id == lid).values(review_by=since + _PERIOD)
-            )
+            conn.execute(links.update().where(links.c.id == lid).values(review_by=since + _PERIOD))
 
 
 def downgrade() -> None:
