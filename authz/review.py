@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from authz import audit, clients, clock, grants
+from authz import audit, clients, clock, grants, notifications, recertification
 from authz.config import Settings
 from authz.errors import NotFound, ValidationFailed
 from authz.ids import looks_like
@@ -20,11 +20,45 @@ from authz.links import grant_facts
 from authz.policy.engine import Engine, PolicySet
 from authz.policy.facts import FactIndex
 from authz.store.db import Store
-from authz.store.models import Client, Decision, Link, Organization, Provider, Reviewer
+from authz.store.models import (
+    AuditEvent,
+    Client,
+    Contact,
+    Decision,
+    Link,
+    Organization,
+    Provider,
+    Reviewer,
+)
 
 READ_KIND = "review.read"
 EXPIRING_WITHIN = dt.timedelta(days=30)
 VIA = {"self": "own account", "shared_email": "shared email"}
+#: What a client is to the other side of a link, read from that side: the link records what the
+#: linked client (B) is to the original client (A); A's card says it as is, B's card inverts it.
+INVERSE = {
+    "parent": "child",
+    "child": "parent",
+    "legal_guardian": "ward",
+    "caregiver": "care receiver",
+    "dependent": "supporter",
+    "spouse": "spouse",
+    "family_member": "family member",
+    "other": "other relation",
+}
+#: Attention kinds, most urgent first: the summary's list and the cards follow this order.
+ATTENTION = {
+    "lapsed": "lapsed: nobody re-approved it by its review date",
+    "past_majority": "past the age of majority",
+    "expiring": "expires within 30 days",
+    "review_due": "review due within 30 days",
+    "pending": "pending acceptance",
+    "widened": "widened since the last review",
+}
+FAMILY_NOTE = (
+    "A family is a group of clients joined by links or by a shared email address; its number "
+    "only labels the group in this report and the graph of that number below."
+)
 
 
 def _name(client: Client) -> str:
@@ -58,13 +92,42 @@ def _of_age(receiver: Client, majority_age: int, now: dt.datetime) -> bool:
     return grants.majority_date(receiver.birth_date, majority_age) <= now.date()
 
 
-def _public(grant: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in grant.items() if not k.startswith("_")}
+def _phrase(relationship: str, for_receiver: bool) -> str:
+    """The relationship as the card being read says it (`relationship` is what the linked
+    client is to the original client)."""
+    word = relationship if for_receiver else INVERSE.get(relationship, relationship)
+    return word.replace("_", " ")
 
 
-def _grant_view(
-    link: Link, receiver: Client, caregiver: Client, staff: dict[str, str], state: grants.GrantState
+def _grant_row(
+    link: Link,
+    receiver: Client,
+    caregiver: Client,
+    state: grants.GrantState,
+    staff_name: Any,
+    now: dt.datetime,
+    majority_age: int,
+    widened: set[str],
 ) -> dict[str, Any]:
+    """One grant, once, with its effective state, every reason it needs attention, and how it
+    ended if it did."""
+    attention: list[str] = []
+    live = link.portal_status in ("pending", "active")
+    if state.effective == "lapsed":
+        attention.append("lapsed")
+    if live and _of_age(receiver, majority_age, now):
+        attention.append("past_majority")
+    soon = now + EXPIRING_WITHIN
+    expires = clock.aware(link.expires_at)
+    if state.effective == "active" and expires is not None and expires <= soon:
+        attention.append("expiring")
+    if state.effective == "active" and state.review_by is not None and state.review_by <= soon:
+        attention.append("review_due")
+    if link.portal_status == "pending":
+        attention.append("pending")
+    if live and link.id in widened:
+        attention.append("widened")
+    reasons = [state.reason] + [ATTENTION[k] for k in attention if ATTENTION[k] != state.reason]
     return {
         "link_id": link.id,
         "caregiver_id": caregiver.id,
@@ -75,13 +138,66 @@ def _grant_view(
         "status": link.portal_status,
         "effective": state.effective,
         "reason": state.reason,
+        "reasons": reasons,
+        "attention": attention,
         "access_level": link.access_level,
         "ends_at": audit.jsonable(state.ends_at),
+        "expires_at": audit.jsonable(expires),
+        "review_by": audit.jsonable(clock.aware(link.review_by)),
+        "recertified_at": audit.jsonable(clock.aware(link.recertified_at)),
+        "recertified_by": link.recertified_by,
+        "recertified_by_name": staff_name(link.recertified_by),
+        "recertified_note": link.recertified_note,
         "acknowledged_by": link.acknowledged_by,
-        "acknowledged_by_name": staff.get(link.acknowledged_by or "", link.acknowledged_by),
-        "acknowledged_at": audit.jsonable(link.acknowledged_at),
+        "acknowledged_by_name": staff_name(link.acknowledged_by),
+        "acknowledged_at": audit.jsonable(clock.aware(link.acknowledged_at)),
         "acknowledgement": link.acknowledgement,
+        "activated_at": audit.jsonable(clock.aware(link.activated_at)),
+        "revoked_at": audit.jsonable(clock.aware(link.revoked_at)),
+        "revoked_by": link.revoked_by,
+        "revoked_by_name": staff_name(link.revoked_by),
+        "revoked_reason": link.revoked_reason,
+        "can_recertify": link.portal_status == "active" and state.effective in ("active", "lapsed"),
+        "can_end": live,
     }
+
+
+def _disclosures(
+    client: Client, contacts: list[Contact], notify_links: list[tuple[Link, Client]]
+) -> dict[str, Any]:
+    """Who receives copies of the client's emails (every event type: the rule of
+    `authz.notifications`) and who is an emergency contact: each a disclosure."""
+    events = list(notifications.EVENTS)
+    copies: list[dict[str, Any]] = []
+    emergency: list[dict[str, Any]] = []
+    for contact in contacts:
+        entry = {
+            "kind": "contact",
+            "id": contact.id,
+            "name": contact.name,
+            "email": contact.email,
+            "relation": contact.relationship.replace("_", " "),
+            "since": audit.jsonable(clock.aware(contact.created_at)),
+        }
+        if contact.notify and contact.email:
+            copies.append(entry | {"events": events})
+        if contact.emergency_contact:
+            emergency.append(entry)
+    for link, other in notify_links:
+        entry = {
+            "kind": "linked_client",
+            "id": other.id,
+            "link_id": link.id,
+            "name": _name(other),
+            "email": other.email,
+            "relation": _phrase(link.relationship, True),
+            "since": audit.jsonable(clock.aware(link.created_at)),
+        }
+        if link.notify and other.email and other.active:
+            copies.append(entry | {"events": events})
+        if link.emergency_contact:
+            emergency.append(entry)
+    return {"email_copies": copies, "emergency_contacts": emergency}
 
 
 def build(
@@ -111,12 +227,34 @@ def build(
             clients.get_in_org(session, client_id, org_id, "client")
         everyone = {c.id: c for c in session.scalars(select(Client).where(Client.org_id == org_id))}
         links = list(session.scalars(select(Link).where(Link.org_id == org_id).order_by(Link.id)))
+        contacts_of: dict[str, list[Contact]] = defaultdict(list)
+        for contact in session.scalars(
+            select(Contact).where(Contact.org_id == org_id).order_by(Contact.id)
+        ):
+            contacts_of[contact.client_id].append(contact)
         staff: dict[str, str] = {}
         for model in (Provider, Reviewer):
+            kind = "provider" if model is Provider else "reviewer"
             for srow in session.execute(
                 select(model.id, model.name, model.email).where(model.org_id == org_id)
             ):
-                staff[srow.id] = srow.name or srow.email
+                staff[srow.id] = staff[f"{kind}:{srow.id}"] = srow.name or srow.email
+        last_review = session.scalar(
+            select(func.max(AuditEvent.at)).where(
+                AuditEvent.org_id == org_id, AuditEvent.kind == READ_KIND
+            )
+        )
+        last_review = clock.aware(last_review)
+        widened = {
+            str(lid)
+            for lid in session.scalars(
+                select(AuditEvent.entity_id).where(
+                    AuditEvent.org_id == org_id,
+                    AuditEvent.kind == "grant.widened",
+                    *([AuditEvent.at > last_review] if last_review else []),
+                )
+            )
+        }
         acted_rows = session.execute(
             select(
                 Decision.owner_client_id,
@@ -157,6 +295,11 @@ def build(
             return _name(everyone[ident])
         return staff.get(ident) or subject
 
+    def staff_name(who: str | None) -> str | None:
+        if not who:
+            return None
+        return staff.get(who) or label(who)
+
     acted: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
     for owner, actor, action, allowed, count, first, last in acted_rows:
         owner, actor = str(owner), str(actor)  # both filtered to be set
@@ -183,8 +326,12 @@ def build(
 
     links_of: dict[str, list[dict[str, Any]]] = defaultdict(list)
     grants_on: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    grants_held: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    notify_links: dict[str, list[tuple[Link, Client]]] = defaultdict(list)
     for link in links:
         receiver, caregiver = everyone[link.original_client_id], everyone[link.linked_client_id]
+        if link.notify or link.emergency_contact:
+            notify_links[receiver.id].append((link, caregiver))
         for me, other, direction in (
             (receiver, caregiver, "outgoing"),
             (caregiver, receiver, "incoming"),
@@ -196,6 +343,8 @@ def build(
                     "other_id": other.id,
                     "other": _name(other),
                     "relationship": link.relationship,
+                    # What the other client is to this one, said from this card's side.
+                    "other_is": _phrase(link.relationship, direction == "outgoing"),
                     "portal_status": link.portal_status,
                 }
             )
@@ -203,10 +352,28 @@ def build(
             state = grants.effective_state(
                 grant_facts(link, receiver, caregiver), now, settings.majority_age
             )
-            view = _grant_view(link, receiver, caregiver, staff, state)
-            view["_ends"] = state.ends_at
-            view["_of_age"] = _of_age(receiver, settings.majority_age, now)
-            grants_on[receiver.id].append(view)
+            grants_on[receiver.id].append(
+                _grant_row(
+                    link,
+                    receiver,
+                    caregiver,
+                    state,
+                    staff_name,
+                    now,
+                    settings.majority_age,
+                    widened,
+                )
+            )
+            grants_held[caregiver.id].append(
+                {
+                    "link_id": link.id,
+                    "receiver_id": receiver.id,
+                    "receiver": _name(receiver),
+                    "receiver_is": _phrase(link.relationship, False),
+                    "effective": state.effective,
+                    "access_level": link.access_level,
+                }
+            )
 
     report_clients = []
     for cid in shown:
@@ -215,6 +382,7 @@ def build(
         for access in engine.who_can(org_id, cid):
             if access.relation in ("provider", "reviewer"):
                 continue  # organization-wide: listed once under staff
+            sharer = everyone.get(access.subject.partition(":")[2])
             row: dict[str, Any] = {
                 "subject": access.subject,
                 "name": label(access.subject),
@@ -223,6 +391,12 @@ def build(
                 "via": VIA.get(access.relation, "caregiver grant"),
                 "reason": access.reason,
             }
+            if access.relation == "shared_email" and sharer is not None:
+                # The subject is a login: whoever signs in with that address, not the person
+                # on the other account.
+                row["login"] = sharer.email
+                row["name"] = f"the login {sharer.email}"
+                row["signs_in_to"] = _name(sharer)
             grant = next((g for g in grants_on[cid] if g["link_id"] == access.link_id), None)
             if grant is not None:
                 row.update(
@@ -232,6 +406,7 @@ def build(
                             "relationship",
                             "access_level",
                             "ends_at",
+                            "review_by",
                             "acknowledged_by",
                             "acknowledged_by_name",
                             "acknowledged_at",
@@ -239,9 +414,12 @@ def build(
                         )
                     }
                 )
+                row["relationship_phrase"] = _phrase(grant["relationship"], True)
             who.append(row)
         mine = grants_on[cid]
-        soon = now + EXPIRING_WITHIN
+        attention = sorted(
+            {k for g in mine for k in g["attention"]}, key=lambda k: list(ATTENTION).index(k)
+        )
         report_clients.append(
             {
                 "id": cid,
@@ -251,26 +429,67 @@ def build(
                 "email": c.email,
                 "active": c.active,
                 "family": family_of[cid],
+                "attention": attention,
                 "who_can_act": who,
                 "acted_for_by": sorted(
                     acted[cid].values(), key=lambda e: e["last_at"], reverse=True
                 ),
-                "grants": {
-                    "pending": [_public(g) for g in mine if g["status"] == "pending"],
-                    "expiring": [
-                        _public(g)
-                        for g in mine
-                        if g["effective"] == "active" and g["_ends"] and g["_ends"] <= soon
-                    ],
-                    "past_majority": [
-                        _public(g)
-                        for g in mine
-                        if g["status"] in ("pending", "active") and g["_of_age"]
-                    ],
-                },
+                "grants": mine,
+                "grants_held": grants_held[cid],
+                "disclosures": _disclosures(c, contacts_of[cid], notify_links[cid]),
                 "links": links_of[cid],
             }
         )
+    # Cards in order of attention: the most urgent kind first, then by name.
+    rank = {k: i for i, k in enumerate(ATTENTION)}
+    report_clients.sort(
+        key=lambda rc: (
+            min((rank[k] for k in rc["attention"]), default=len(rank)),
+            -len(rc["attention"]),
+            rc["name"].lower(),
+            rc["id"],
+        )
+    )
+    items = [
+        {
+            "kind": kind,
+            "label": ATTENTION[kind],
+            "client_id": rc["id"],
+            "client": rc["name"],
+            "link_id": g["link_id"],
+            "caregiver": g["caregiver"],
+            "reasons": g["reasons"],
+        }
+        for rc in report_clients
+        for g in rc["grants"]
+        for kind in g["attention"][:1]
+    ]
+    items.sort(key=lambda i: (rank[i["kind"]], i["client"].lower(), i["link_id"]))
+    all_grants = [g for rc in report_clients for g in rc["grants"]]
+
+    def with_kind(kind: str) -> int:
+        return sum(1 for g in all_grants if kind in g["attention"])
+
+    summary = {
+        "counts": {
+            "clients": len(report_clients),
+            "active_grants": sum(1 for g in all_grants if g["effective"] == "active"),
+            "pending": with_kind("pending"),
+            "expiring": with_kind("expiring"),
+            "review_due": with_kind("review_due"),
+            "past_majority": with_kind("past_majority"),
+            "lapsed": with_kind("lapsed"),
+            "widened": with_kind("widened"),
+            "disclosures": sum(
+                len(rc["disclosures"]["email_copies"])
+                + len(rc["disclosures"]["emergency_contacts"])
+                for rc in report_clients
+            ),
+            "needing_attention": len(items),
+        },
+        "attention": items,
+        "last_review_at": audit.jsonable(last_review),
+    }
 
     # The picture shows what a grant allows now (a minor's grant ends at majority).
     effective = {g["link_id"]: g["effective"] for gs in grants_on.values() for g in gs}
@@ -301,12 +520,19 @@ def build(
                 "shared_email": [g for g in groups if g[0] in members],
             }
         )
+    rules = recertification.policy()
     return {
         "organization": {"id": org.id, "name": org.name},
         "generated_at": audit.jsonable(now),
         "policy_digest": engine.policy.digest,
         "majority_age": settings.majority_age,
+        "recertification": {
+            "period_days": rules.period_days,
+            "reminders_days": list(rules.reminders_days),
+        },
         "client_filter": client_id,
+        "family_note": FAMILY_NOTE,
+        "summary": summary,
         "staff": sorted(
             (
                 {"subject": s, "name": label(s), "role": s.partition(":")[0]}
