@@ -415,9 +415,10 @@ def report_access(
             "name": c["name"],
             "who_can_act": "; ".join(f"{w['name']} ({w['via']})" for w in c["who_can_act"]),
             "acted_for_by": ", ".join(a["name"] for a in c["acted_for_by"]),
-            "pending": len(c["grants"]["pending"]),
-            "expiring": len(c["grants"]["expiring"]),
-            "past_majority": len(c["grants"]["past_majority"]),
+            "attention": ", ".join(c["attention"]),
+            "grants": len(c["grants"]),
+            "disclosures": len(c["disclosures"]["email_copies"])
+            + len(c["disclosures"]["emergency_contacts"]),
         }
         for c in data["clients"]
     ]
