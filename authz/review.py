@@ -127,7 +127,9 @@ def _grant_row(
         attention.append("pending")
     if live and link.id in widened:
         attention.append("widened")
-    reasons = [state.reason] + [ATTENTION[k] for k in attention if ATTENTION[k] != state.reason]
+    # The state's own reason already says lapsed, pending or of age: the rest are added.
+    said = {state.effective} | ({"past_majority"} if "came of age" in state.reason else set())
+    reasons = [state.reason] + [ATTENTION[k] for k in attention if k not in said]
     return {
         "link_id": link.id,
         "caregiver_id": caregiver.id,
