@@ -35,6 +35,18 @@ def when(value: str | None) -> str:
     return f"{value[:16].replace('T', ' ')} UTC" if value else ""
 
 
+def css_string(value: object) -> Markup:
+    """Text inside a CSS string in the page's <style>: every character that could end the
+    string, the rule or the element is written as a CSS escape."""
+    out = []
+    for ch in str(value):
+        if ch.isalnum() or ch in " .,:;·-_@()/+":
+            out.append(ch)
+        else:
+            out.append(f"\\{ord(ch):x} ")
+    return Markup("".join(out))  # noqa: S704 - escaped above for a CSS string
+
+
 def _env() -> Environment:
     env = Environment(
         loader=PackageLoader("authz", "templates"),
@@ -43,6 +55,7 @@ def _env() -> Environment:
         lstrip_blocks=True,
     )
     env.filters["when"] = when
+    env.filters["css_string"] = css_string
     return env
 
 

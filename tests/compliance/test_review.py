@@ -323,3 +323,25 @@ def test_review_page_renders_in_chromium(
     )
     assert taken.returncode == 0 and shot.stat().st_size > 10_000
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_printable_record_has_digest_and_time_on_every_page(
+    api: Api, scene: dict[str, Any], db_url: str, tmp_path: Path
+) -> None:
+    pypdf = pytest.importorskip("pypdf")
+    chromium()
+    pdf = tmp_path / "review.pdf"
+    done = authz(db_url, "report", "access", "--pdf", str(pdf))
+    assert done.returncode == 0, done.stderr
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+    code, data = authz_json(db_url, "report", "access")
+    assert code == 0
+    digest = data["policy_digest"]
+    pages = [p.extract_text() for p in pypdf.PdfReader(str(pdf)).pages]
+    assert len(pages) >= 2
+    for number, text in enumerate(pages, 1):
+        flat = " ".join(text.split())
+        assert digest in flat.replace(" ", "") or digest in flat, (number, flat[:300])
+        assert "generated 20" in flat and f"page {number} of {len(pages)}" in flat
+    missing = authz(db_url, "report", "access", "--pdf", str(tmp_path / "nope" / "r.pdf"))
+    assert missing.returncode == 2 and "No such directory" in missing.stderr
