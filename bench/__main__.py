@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from bench import decision_log, decisions, http_checks, load, token_exchange
+from bench import decision_log, decisions, http_checks, load, review, token_exchange
 
 
 def _token_exchange(argv: list[str]) -> int:
@@ -19,6 +19,7 @@ BENCHES: dict[str, Callable[[list[str]], int]] = {
     "http_checks": http_checks.main,
     "token_exchange": _token_exchange,
     "load": load.main,
+    "review": review.main,
 }
 
 
