@@ -9,7 +9,15 @@ from flask import Blueprint, Response, jsonify, request
 from api.auth import principal
 from api.request import json_body, only_args
 from api.runtime import runtime
-from authz.accounts import clients, contacts, links, notifications, outbox, payments
+from authz.accounts import (
+    clients,
+    contacts,
+    links,
+    notifications,
+    outbox,
+    payments,
+    recertification,
+)
 from authz.base import pagination
 from authz.base.principals import require_admin, require_reader
 
@@ -140,6 +148,12 @@ def revoke_portal_access(link_id: str) -> tuple[Response, int]:
     rt = runtime()
     body = json_body() if request.content_length else {}
     return _ok(links.end_grant(rt.store, rt.settings, principal(), link_id, body))
+
+
+@bp.post("/links/<link_id>/portal-access/recertify")
+def recertify_portal_access(link_id: str) -> tuple[Response, int]:
+    rt = runtime()
+    return _ok(recertification.recertify(rt.store, rt.settings, principal(), link_id, json_body()))
 
 
 # -- payment methods, notifications, outbox -----------------------------------------------------

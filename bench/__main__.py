@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from bench import catch_up, cli, decision_log, decisions, http_checks, load, token_exchange
+from bench import catch_up, cli, decision_log, decisions, http_checks, load, review, token_exchange
 
 
 def _token_exchange(argv: list[str]) -> int:
@@ -21,6 +21,7 @@ BENCHES: dict[str, Callable[[list[str]], int]] = {
     "token_exchange": _token_exchange,
     "load": load.main,
     "catch_up": catch_up.main,
+    "review": review.main,
 }
 
 

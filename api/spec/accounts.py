@@ -154,6 +154,10 @@ SCHEMAS: dict[str, Any] = {
             "revoked_by": nullable(STR),
             "revoked_reason": nullable(STR),
             "expires_at": TIME,
+            "review_by": TIME,
+            "recertified_at": TIME,
+            "recertified_by": nullable(STR),
+            "recertified_note": nullable(STR),
         },
         ("status",),
         closed=False,
@@ -201,6 +205,18 @@ SCHEMAS: dict[str, Any] = {
     ),
     "GrantEnd": obj(
         {"reason": {"type": "string", "maxLength": 2000, "description": "Why it ends"}}, ()
+    ),
+    "Recertification": obj(
+        {
+            "decision": {"enum": ["still_needed", "end"]},
+            "note": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 2000,
+                "description": "Why the grant is still needed, or why it ends",
+            },
+        },
+        ("decision", "note"),
     ),
     "PaymentMethodCreate": obj(
         {
@@ -418,6 +434,19 @@ PATHS: dict[str, Any] = {
             (200, _written("Link")),
             body=ref("GrantEnd"),
             body_required=False,
+            errors=(400, 403, 404, 409),
+        ),
+    },
+    "/v1/links/{link_id}/portal-access/recertify": {
+        "parameters": [LINK_ID],
+        "post": operation(
+            "recertifyPortalAccess",
+            "Re-approve a grant as still needed (a new review-by date one policy period from "
+            "now, policies/recertification.yaml) or end it; a provider or reviewer, with a "
+            "note; audited",
+            TAG,
+            (200, _written("Link")),
+            body=ref("Recertification"),
             errors=(400, 403, 404, 409),
         ),
     },

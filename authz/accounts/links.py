@@ -29,6 +29,7 @@ from authz.base.errors import (
 )
 from authz.base.principals import Principal
 from authz.policy import grants
+from authz.policy import recertification as recertification_rules
 from authz.store import refusals
 from authz.store.db import Store, WriteTxn
 from authz.store.models import (
@@ -57,6 +58,7 @@ def grant_facts(link: Link, receiver: Client, caregiver: Client) -> grants.Grant
         receiver_birth_date=receiver.birth_date,
         receiver_active=receiver.active,
         caregiver_active=caregiver.active,
+        review_by=clock.aware(link.review_by),
     )
 
 
@@ -94,6 +96,10 @@ def link_view(
             "revoked_by": link.revoked_by,
             "revoked_reason": link.revoked_reason,
             "expires_at": _iso(link.expires_at),
+            "review_by": _iso(link.review_by),
+            "recertified_at": _iso(link.recertified_at),
+            "recertified_by": link.recertified_by,
+            "recertified_note": link.recertified_note,
         }
     return view
 
@@ -376,8 +382,9 @@ def _apply_portal(
     link.portal_status = "pending"
     link.access_level, link.expires_at = level, expires
     _acknowledge(link, principal, ack, now)
-    link.activated_at = link.revoked_at = None
+    link.activated_at = link.revoked_at = link.review_by = link.recertified_at = None
     link.revoked_by = link.revoked_reason = None
+    link.recertified_by = link.recertified_note = None
     link.grant_version += 1
     return _issue_invite(txn, settings, link, receiver, caregiver), "enabled"
 
@@ -697,24 +704,35 @@ def end_grant(
             role = "care receiver" if principal.id == receiver.id else "caregiver"
         if role == "care receiver" and receiver.client_type != "adult":
             raise Forbidden("a minor's caregiver access is managed by the practice")
-        if link.portal_status not in ("pending", "active"):
-            raise Conflict(f"portal access on {link_id} is {link.portal_status or 'not set'}")
-        before = link_view(link)
-        now = clock.now()
-        link.portal_status, link.revoked_at, link.revoked_by = "revoked", now, principal.label
-        link.revoked_reason = reason.strip() if reason else None
-        link.grant_version += 1
-        link.updated_at = now
-        _cancel_invites(txn, link, now)
-        _tell_both(txn, settings, link, receiver, caregiver, "revoked")
-        txn.record(
-            "grant.revoked",
-            link.id,
-            before,
-            link_view(link) | {"ended_by_role": role},
-            [link.original_client_id, link.linked_client_id],
-        )
+        end(txn, settings, link, principal.label, reason, role)
     return link_view(link, None if provider else principal.id) | {"revision": str(txn.revision)}
+
+
+def end(
+    txn: WriteTxn, settings: Settings, link: Link, by: str, reason: str | None, role: str
+) -> None:
+    """End a pending or active grant inside a write: who, when and why kept on the grant,
+    both sides told, the change audited."""
+    if link.portal_status not in ("pending", "active"):
+        raise Conflict(f"portal access on {link.id} is {link.portal_status or 'not set'}")
+    receiver = txn.session.get(Client, link.original_client_id)
+    caregiver = txn.session.get(Client, link.linked_client_id)
+    assert receiver is not None and caregiver is not None
+    before = link_view(link)
+    now = clock.now()
+    link.portal_status, link.revoked_at, link.revoked_by = "revoked", now, by
+    link.revoked_reason = reason.strip() if reason else None
+    link.grant_version += 1
+    link.updated_at = now
+    _cancel_invites(txn, link, now)
+    _tell_both(txn, settings, link, receiver, caregiver, "revoked")
+    txn.record(
+        "grant.revoked",
+        link.id,
+        before,
+        link_view(link) | {"ended_by_role": role},
+        [link.original_client_id, link.linked_client_id],
+    )
 
 
 def accept_invite(
@@ -766,6 +784,8 @@ def _accept_invite(
         before = link_view(link)
         invite.used_at = clock.now()
         link.portal_status, link.activated_at = "active", clock.now()
+        # The first review is due one policy period after the caregiver accepted.
+        link.review_by = link.activated_at + recertification_rules.policy().period
         link.grant_version += 1
         txn.record(
             "grant.activated",

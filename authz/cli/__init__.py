@@ -532,19 +532,36 @@ def report() -> None:
     default=None,
     help="write the self-contained HTML page to this file",
 )
+@click.option(
+    "--pdf",
+    "pdf_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="print the page to this PDF file (headless Chromium), for the reviewer's files",
+)
 @json_option
 @one_line_errors
 def report_access(
-    org_id: str | None, client_id: str | None, html_file: str | None, as_json: bool
+    org_id: str | None,
+    client_id: str | None,
+    html_file: str | None,
+    pdf_file: str | None,
+    as_json: bool,
 ) -> None:
-    """Who can act for each client and how, who did, and grants that need attention."""
-    from authz.compliance import report_html, review
+    """A summary of what needs attention, then per client who can act and how, every grant,
+    disclosures and who acted."""
+    from authz.compliance import report_html, report_pdf, review
 
     rt = _runtime()
     org_id = review.org_for(rt.store, org_id, client_id)
+    if pdf_file:
+        report_pdf.chromium()  # before the read is audited: a print that cannot happen is no read
     data = review.read(rt.store, rt.settings, ACTOR, org_id, client_id)
+    page = report_html.render(data) if html_file or pdf_file else ""
     if html_file:
-        Path(html_file).write_text(report_html.render(data), encoding="utf-8")
+        Path(html_file).write_text(page, encoding="utf-8")
+    if pdf_file:
+        report_pdf.print_pdf(page, Path(pdf_file))
     if as_json:
         emit(data, True)
         return
@@ -554,15 +571,17 @@ def report_access(
             "name": c["name"],
             "who_can_act": "; ".join(f"{w['name']} ({w['via']})" for w in c["who_can_act"]),
             "acted_for_by": ", ".join(a["name"] for a in c["acted_for_by"]),
-            "pending": len(c["grants"]["pending"]),
-            "expiring": len(c["grants"]["expiring"]),
-            "past_majority": len(c["grants"]["past_majority"]),
+            "attention": ", ".join(c["attention"]),
+            "grants": len(c["grants"]),
+            "disclosures": len(c["disclosures"]["email_copies"])
+            + len(c["disclosures"]["emergency_contacts"]),
         }
         for c in data["clients"]
     ]
     emit(rows, False)
-    if html_file:
-        click.echo(f"wrote {html_file}")
+    for written in (html_file, pdf_file):
+        if written:
+            click.echo(f"wrote {written}")
 
 
 @main.group()
@@ -790,6 +809,17 @@ def grants_export(fmt: str, org_id: str | None, as_json: bool) -> None:
     emit(rows, False, ["subject", "relation", "owner", "link_id", "why"])
     click.echo("")
     emit(pms, False, ["payment_method", "client"])
+
+
+@grants.command("recertification-sweep")
+@json_option
+@one_line_errors
+def grants_recertification_sweep(as_json: bool) -> None:
+    """Email the reminders due before review-by dates and audit each lapse (run daily)."""
+    from authz.accounts import recertification
+
+    rt = _runtime()
+    emit(recertification.sweep(rt.store, rt.settings), as_json)
 
 
 @main.command()

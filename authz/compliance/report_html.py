@@ -3,29 +3,48 @@
 from __future__ import annotations
 
 import itertools
-import math
+import re
 from typing import Any
 
+import graphviz
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
 
-NODE_W, NODE_H = 168, 46
+from authz.compliance.review import ATTENTION
+
 STATUS_STYLE = {
-    "active": ("#1b7f3b", ""),
-    "pending": ("#b86e00", "6 4"),
-    "revoked": ("#8a8a8a", "2 4"),
-    "expired": ("#8a8a8a", "2 4"),
-    None: ("#5b6b7f", ""),
+    "active": ("#1b7f3b", "solid"),
+    "pending": ("#b86e00", "dashed"),
+    "revoked": ("#8a8a8a", "dotted"),
+    "expired": ("#8a8a8a", "dotted"),
+    "lapsed": ("#b42318", "dotted"),
+    None: ("#5b6b7f", "solid"),
 }
+SHARED_EMAIL = "#6d28d9"
 #: A Content-Security-Policy under which the page renders completely and nothing else runs.
 CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; "
     "form-action 'none'"
 )
+#: The signed-in page: its forms post back to the service, and nothing else changes.
+ACTION_CSP = CSP.replace("form-action 'none'", "form-action 'self'")
 
 
 def when(value: str | None) -> str:
     """An ISO time as a reviewer reads it: to the minute, in UTC."""
     return f"{value[:16].replace('T', ' ')} UTC" if value else ""
+
+
+def css_string(value: object) -> Markup:
+    """Text inside a CSS string in the page's <style>: every character that could end the
+    string, the rule or the element is written as a CSS escape."""
+    out = []
+    for ch in str(value):
+        if ch.isalnum() or ch in " .,:;·-_@()/+":
+            out.append(ch)
+        else:
+            out.append(f"\\{ord(ch):x} ")
+    return Markup("".join(out))  # noqa: S704 - escaped above for a CSS string
 
 
 def _env() -> Environment:
@@ -36,73 +55,112 @@ def _env() -> Environment:
         lstrip_blocks=True,
     )
     env.filters["when"] = when
+    env.filters["css_string"] = css_string
     return env
 
 
-def _clip(x1: float, y1: float, x2: float, y2: float) -> tuple[float, float]:
-    """Where the segment from box centre 1 to box centre 2 leaves box 2."""
-    dx, dy = x1 - x2, y1 - y2
-    if dx == 0 and dy == 0:
-        return x2, y2
-    t = min(
-        (NODE_W / 2 + 4) / abs(dx) if dx else math.inf,
-        (NODE_H / 2 + 4) / abs(dy) if dy else math.inf,
-    )
-    return x2 + dx * t, y2 + dy * t
+def _text(value: str) -> str:
+    """A label as DOT reads it: backslashes are escapes there, so they are doubled."""
+    return value.replace("\\", "\\\\")
 
 
-def family_picture(family: dict[str, Any]) -> dict[str, Any]:
-    """Positions for a family's account graph: clients on a circle, links and shared emails."""
-    members = family["clients"]
-    n = len(members)
-    radius = 0 if n == 1 else max(160.0, n * (NODE_W + 24) / (2 * math.pi))
-    width = int(2 * radius + NODE_W + 40)
-    height = int(2 * radius * (0.8 if n > 2 else 0.0) + NODE_H + 90)
-    cx, cy = width / 2, height / 2
-    pos: dict[str, tuple[float, float]] = {}
-    nodes = []
-    for i, m in enumerate(members):
-        angle = math.pi + 2 * math.pi * i / n
-        x = cx + radius * math.cos(angle)
-        y = cy + radius * 0.8 * math.sin(angle)
-        pos[m["id"]] = (x, y)
-        nodes.append({**m, "x": x - NODE_W / 2, "y": y - NODE_H / 2, "cx": x, "cy": y})
-    edges = []
-    for link in family["links"]:
-        (x1, y1), (x2, y2) = pos[link["caregiver"]], pos[link["receiver"]]
-        ex, ey = _clip(x1, y1, x2, y2)
-        sx, sy = _clip(x2, y2, x1, y1)
-        colour, dash = STATUS_STYLE.get(link["portal_status"], STATUS_STYLE[None])
-        edges.append(
-            {
-                **link,
-                "x1": sx,
-                "y1": sy,
-                "x2": ex,
-                "y2": ey,
-                # Labels sit nearer the care receiver, so that one caregiver's edges differ.
-                "mx": x1 + (x2 - x1) * 0.62,
-                "my": y1 + (y2 - y1) * 0.62 - 6,
-                "colour": colour,
-                "dash": dash,
-                "arrow": link["portal_status"] is not None,
-                "label": link["relationship"].replace("_", " ")
-                + (f" · portal {link['portal_status']}" if link["portal_status"] else ""),
-            }
+def _dot_source(family: dict[str, Any], focus: str | None) -> str:
+    """One family's account graph in DOT: clients as boxes, each link an edge from the
+    caregiver (linked client) to the care receiver, shared emails as undirected dashed edges."""
+    number = family["number"]
+    g = graphviz.Digraph(f"family_{number}")
+    g.attr(rankdir="LR", nodesep="0.5", ranksep="1.1", pad="0.2", bgcolor="transparent")
+    g.attr("node", shape="box", style="rounded,filled", fontname="Helvetica", fontsize="11")
+    g.attr("edge", fontname="Helvetica", fontsize="10")
+    for m in family["clients"]:
+        g.node(
+            m["id"],
+            _text(f"{m['name']} ({m['client_type']})\n{m['id']}"),
+            id=f"f{number}-{m['id']}",
+            **{"class": f"client-{m['id']}"},
+            fillcolor="#eef6ff" if m["client_type"] == "adult" else "#fff7e6",
+            color="#1f3a5f",
+            penwidth="2.5" if m["id"] == focus else "1.2",
         )
-    shared = []
+    for link in family["links"]:
+        colour, style = STATUS_STYLE.get(link["portal_status"], STATUS_STYLE[None])
+        portal = link["portal_status"]
+        g.edge(
+            link["caregiver"],
+            link["receiver"],
+            _text(
+                link["relationship"].replace("_", " ") + (f" · portal {portal}" if portal else "")
+            ),
+            id=f"f{number}-{link['link_id']}",
+            **{"class": f"link-{link['link_id']}"},
+            color=colour,
+            fontcolor="#1d2733",
+            style=style,
+            penwidth="2",
+            arrowhead="normal" if portal else "none",
+        )
     for group in family["shared_email"]:
         for a, b in itertools.pairwise(group):
-            (x1, y1), (x2, y2) = pos[a], pos[b]
-            shared.append({"x1": x1, "y1": y1 + NODE_H / 2, "x2": x2, "y2": y2 + NODE_H / 2})
-    return {"width": width, "height": height, "nodes": nodes, "edges": edges, "shared": shared}
+            g.edge(
+                a,
+                b,
+                "same email",
+                id=f"f{number}-shared-{a}-{b}",
+                **{"class": "shared-email"},
+                color=SHARED_EMAIL,
+                fontcolor=SHARED_EMAIL,
+                style="dashed",
+                dir="none",
+            )
+    return str(g.source)
 
 
-def render(report: dict[str, Any]) -> str:
-    """The HTML page for report data from `authz.compliance.review.build`."""
-    pictures = {f["number"]: family_picture(f) for f in report["families"]}
+_SVG = re.compile(r"<svg\b.*?</svg>", re.DOTALL)
+_COMMENT = re.compile(r"<!--.*?-->\n?", re.DOTALL)
+
+
+def family_svgs(families: list[dict[str, Any]], focus: str | None = None) -> dict[int, str]:
+    """Each family's graph laid out by Graphviz `dot` (one run for all) as inline SVG."""
+    if not families:
+        return {}
+    sources = "\n".join(_dot_source(f, focus) for f in families)
+    out = graphviz.pipe("dot", "svg", sources.encode(), quiet=True).decode()
+    svgs = _SVG.findall(out)
+    if len(svgs) != len(families):
+        raise RuntimeError(f"dot drew {len(svgs)} graphs for {len(families)} families")
+    pictures = {}
+    for family, svg in zip(families, svgs, strict=True):
+        svg = _COMMENT.sub("", svg).replace(
+            "<svg ",
+            f'<svg class="family-graph" role="img" '
+            f'aria-label="Account graph of family {family["number"]}" ',
+            1,
+        )
+        # The layout's own first group is `graph0` in every drawing: unique ids on one page.
+        svg = re.sub(
+            r'<g id="[^"]*graph0"', f'<g id="family-{family["number"]}-graph"', svg, count=1
+        )
+        pictures[family["number"]] = svg
+    return pictures
+
+
+def render(report: dict[str, Any], actions: dict[str, str] | None = None) -> str:
+    """The HTML page for report data from `authz.compliance.review.build`.
+
+    `actions`: on a signed-in page only, the form target and the page's ticket, so that each
+    grant gets its re-approve and end buttons; without it the page is read-only."""
+    pictures = {
+        number: Markup(svg)  # noqa: S704 - dot's own SVG of labels it escaped
+        for number, svg in family_svgs(report["families"], report["client_filter"]).items()
+    }
     return (
         _env()
         .get_template("access_review.html")
-        .render(report=report, pictures=pictures, csp=CSP, node_w=NODE_W, node_h=NODE_H)
+        .render(
+            report=report,
+            pictures=pictures,
+            csp=CSP if actions is None else ACTION_CSP,
+            actions=actions,
+            attention=ATTENTION,
+        )
     )

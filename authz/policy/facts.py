@@ -90,6 +90,8 @@ class LinkRow(NamedTuple):
     #: When the caregiver last accepted: a switch token names it, so that a grant revoked and
     #: enabled again never lets an older token back in.
     activated_at: dt.datetime | None = None
+    #: The grant's review-by date: an active grant nobody re-approved by then has lapsed.
+    review_by: dt.datetime | None = None
 
 
 class PaymentRow(NamedTuple):
@@ -139,6 +141,7 @@ _LINK_COLS = (
     Link.acknowledged_by,
     Link.acknowledged_at,
     Link.activated_at,
+    Link.review_by,
 )
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _US = dt.timedelta(microseconds=1)
@@ -308,6 +311,9 @@ class FactIndex:
         #: Each link's activation (µs since the epoch, 0: never), beside its record: read only
         #: when a delegated token's liveness is judged, never by a decision.
         self.l_act = array("q")
+        #: Each link's review-by date (µs since the epoch, 0: none): it lapses then, unless
+        #: re-approved (`authz.accounts.recertification`).
+        self.l_rby = array("q")
         self._free: list[int] = []
         self.pm: dict[str, int] = {}
         #: Revoked access tokens still within their lifetime: jti → expiry (epoch seconds).
@@ -424,7 +430,7 @@ class FactIndex:
         li, ci, crec, lrec, l_id = self._li, self._ci, self.c_rec, self.l_rec, self.l_id
         word, words = self._word, self._words
         days: dict[Any, int] = {}
-        l_act = self.l_act
+        l_act, l_rby = self.l_act, self.l_rby
         for row in rows:
             lid, recv_id, cg_id, relationship, status, level, expires, ack_by, ack_at = row[:9]
             recv, cg = ci.get(recv_id), ci.get(cg_id)
@@ -454,6 +460,7 @@ class FactIndex:
                 )
             )
             l_act.append(_micros(row[9]) if len(row) > 9 and row[9] else 0)
+            l_rby.append(_micros(row[10]) if len(row) > 10 and row[10] else 0)
             crec[cg * _C + _C_OUT] = i
             crec[recv * _C + _C_IN] = i
             if not unique:
@@ -541,6 +548,7 @@ class FactIndex:
                 "l_id": self.l_id,
                 "l_rec": self.l_rec,
                 "l_act": self.l_act,
+                "l_rby": self.l_rby,
                 "free": self._free,
                 "pm_ids": list(self.pm),
                 "pm_rows": array("i", self.pm.values()),
@@ -580,8 +588,8 @@ class FactIndex:
 
     def _take(self, sections: dict[str, Any]) -> None:
         """Fill this empty index from a snapshot's sections; ValueError if they disagree."""
-        c_rec, g_head, l_rec, l_act, pm_rows = (
-            sections[k] for k in ("c_rec", "g_head", "l_rec", "l_act", "pm_rows")
+        c_rec, g_head, l_rec, l_act, l_rby, pm_rows = (
+            sections[k] for k in ("c_rec", "g_head", "l_rec", "l_act", "l_rby", "pm_rows")
         )
         c_id, g_key, l_id, pm_ids = (sections[k] for k in ("c_id", "g_key", "l_id", "pm_ids"))
         org_ids, org_names, org_portal = (
@@ -594,6 +602,8 @@ class FactIndex:
             or len(l_rec) != _L * len(l_id)
             or l_act.typecode != "q"
             or len(l_act) != len(l_id)
+            or l_rby.typecode != "q"
+            or len(l_rby) != len(l_id)
             or len(g_head) != len(g_key)
             or len(pm_rows) != len(pm_ids)
             or not len(org_ids) == len(org_names) == len(org_portal)
@@ -611,7 +621,7 @@ class FactIndex:
         self.g_key, self.g_head = g_key, g_head
         self._groups = dict(zip(g_key, range(len(g_key)), strict=True))
         self.l_id, self.l_rec, self._free = l_id, l_rec, [int(i) for i in sections["free"]]
-        self.l_act = l_act
+        self.l_act, self.l_rby = l_act, l_rby
         self._li = _IdTable(l_id)
         self._li.rebuild()
         self.pm = dict(zip(pm_ids, pm_rows, strict=True))
@@ -705,6 +715,7 @@ class FactIndex:
         """Insert or update one link; a link without portal access is not kept."""
         lid, recv_id, cg_id, relationship, status, level, expires, ack_by, ack_at = row[:9]
         activated = _micros(row[9]) if len(row) > 9 and row[9] else 0
+        review_by = _micros(row[10]) if len(row) > 10 and row[10] else 0
         self.drop_link(lid)
         recv, cg = self._ci.get(recv_id), self._ci.get(cg_id)
         if status is None or recv is None or cg is None:
@@ -726,11 +737,13 @@ class FactIndex:
             self.l_id[i] = lid
             lrec[i * _L : (i + 1) * _L] = array("q", record)
             self.l_act[i] = activated
+            self.l_rby[i] = review_by
         else:
             i = len(self.l_id)
             self.l_id.append(lid)
             lrec.extend(record)
             self.l_act.append(activated)
+            self.l_rby.append(review_by)
         self._li.add(lid, i)
         crec[cg * _C + _C_OUT] = i
         crec[recv * _C + _C_IN] = i
@@ -746,6 +759,7 @@ class FactIndex:
         self.l_rec[b + _L_KIND] = 0
         self.l_rec[b + _L_EXP] = 0
         self.l_act[i] = 0
+        self.l_rby[i] = 0
         self._free.append(i)
 
     def _unlink(self, head: int, nxt: int, owner: int, i: int) -> None:
@@ -900,7 +914,7 @@ class FactIndex:
             return grants.GrantState(
                 "revoked", False, f"the organization has no {grants.ENTITLEMENT} entitlement", None
             )
-        exp, birth = lrec[b + _L_EXP], crec[recv + _C_BIRTH]
+        exp, birth, rby = lrec[b + _L_EXP], crec[recv + _C_BIRTH], self.l_rby[link]
         facts = grants.GrantFacts(
             status=STATUSES[lrec[b + _L_KIND] & 0xF] or None,
             expires_at=_EPOCH + exp * _US if exp else None,
@@ -908,6 +922,7 @@ class FactIndex:
             receiver_birth_date=dt.date.fromordinal(birth) if birth else None,
             receiver_active=bool(rflags & _ACTIVE),
             caregiver_active=bool(cflags & _ACTIVE),
+            review_by=_EPOCH + rby * _US if rby else None,
         )
         return grants.effective_state(facts, now, self.majority_age)
 

@@ -51,6 +51,8 @@ class GrantFacts:
     receiver_birth_date: dt.date | None
     receiver_active: bool
     caregiver_active: bool
+    #: The day the grant must be re-approved by, or it lapses (None: no review due).
+    review_by: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -60,12 +62,19 @@ class GrantState:
     effective: str
     usable: bool
     reason: str
+    #: When the grant stops letting the caregiver act, whatever the reason (expiry, majority,
+    #: lapse): a token judged good stays good on the same facts until then.
     ends_at: dt.datetime | None
+    review_by: dt.datetime | None = None
 
 
 def effective_state(facts: GrantFacts, now: dt.datetime, majority_age: int) -> GrantState:
-    """`active` only while recorded active, unexpired, before majority and both accounts live."""
+    """`active` only while recorded active, unexpired, re-approved in time (else `lapsed`),
+    before majority and both accounts live."""
     ends_at = facts.expires_at
+    review_by = facts.review_by if facts.status == "active" else None
+    if review_by is not None:
+        ends_at = review_by if ends_at is None else min(ends_at, review_by)
     if facts.receiver_type == "minor" and facts.receiver_birth_date is not None:
         comes_of_age = majority_date(facts.receiver_birth_date, majority_age)
         majority = dt.datetime.combine(comes_of_age, dt.time(), tzinfo=dt.UTC)
@@ -76,13 +85,22 @@ def effective_state(facts: GrantFacts, now: dt.datetime, majority_age: int) -> G
                 False,
                 f"the care receiver came of age ({majority_age}) on {comes_of_age.isoformat()}",
                 ends_at,
+                review_by,
             )
     if facts.status is None:
         return GrantState("none", False, "the link has no portal access", ends_at)
     if facts.status != "active":
         return GrantState(facts.status, False, f"portal access is {facts.status}", ends_at)
     if facts.expires_at is not None and now >= facts.expires_at:
-        return GrantState("expired", False, "portal access expired", ends_at)
+        return GrantState("expired", False, "portal access expired", ends_at, review_by)
+    if review_by is not None and now >= review_by:
+        return GrantState(
+            "lapsed",
+            False,
+            f"nobody re-approved the grant by its review date {review_by.date().isoformat()}",
+            ends_at,
+            review_by,
+        )
     if not facts.receiver_active or not facts.caregiver_active:
-        return GrantState("revoked", False, "one of the accounts was removed", ends_at)
-    return GrantState("active", True, "portal access is active", ends_at)
+        return GrantState("revoked", False, "one of the accounts was removed", ends_at, review_by)
+    return GrantState("active", True, "portal access is active", ends_at, review_by)

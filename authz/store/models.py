@@ -146,6 +146,12 @@ class Link(Base):
     revoked_by: Mapped[str | None] = mapped_column(String(80), nullable=True)
     revoked_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     expires_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    # Recertification: an active grant nobody re-approves by `review_by` lapses
+    # (`authz.policy.grants`).
+    review_by: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    recertified_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    recertified_by: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    recertified_note: Mapped[str | None] = mapped_column(Text, nullable=True)
     # Bumped whenever the grant changes, so that tokens minted before an edit can be told apart.
     grant_version: Mapped[int] = mapped_column(Integer, default=0)
     __table_args__ = (

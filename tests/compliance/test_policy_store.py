@@ -147,6 +147,7 @@ def test_explain_chain_rules_and_bad_input(api: Api, family: dict[str, str], db_
     ]
     [grant] = result["grants"]
     assert grant["acknowledgement"] == BILLING_ACK and grant["acknowledged_by_name"] == "Dr. Lee"
+    assert grant["review_by"] and grant["review_by"] > result["at"]  # re-approved by then
 
     other = authz(
         db_url,

@@ -126,12 +126,15 @@ def test_report_data(api: Api, scene: dict[str, Any], db_url: str) -> None:
     )
     assert sorted(acted["actions"]) == ["appointment.book", "invoice.pay"]
 
-    assert [g["link_id"] for g in clients[scene["omar"]]["grants"]["pending"]] == [scene["pending"]]
-    assert [g["link_id"] for g in clients[scene["gran"]]["grants"]["expiring"]] == [
-        scene["gran_link"]
-    ]
+    def rows(cid: str) -> list[tuple[str, list[str]]]:
+        return [(g["link_id"], g["attention"]) for g in clients[cid]["grants"]]
+
+    # One row per grant, with every reason it needs attention.
+    assert rows(scene["omar"]) == [(scene["pending"], ["pending"])]
+    assert rows(scene["gran"]) == [(scene["gran_link"], ["expiring"])]
     teen = clients[scene["teen"]]
-    assert [g["link_id"] for g in teen["grants"]["past_majority"]] == [scene["teen_link"]]
+    assert rows(scene["teen"]) == [(scene["teen_link"], ["past_majority"])]
+    assert teen["grants"][0]["effective"] == "expired"
     # Past the age of majority the engine no longer lets the caregiver act.
     assert [w["relation"] for w in teen["who_can_act"]] == ["self"]
 
@@ -185,7 +188,7 @@ def test_review_page_for_reviewers_only(api: Api, scene: dict[str, Any]) -> None
     for cid in (scene["mia"], scene["omar"], scene["kim_a"]):
         assert f'data-client="{cid}"' in page
     one = api.call("GET", "/v1/review", token=token, query_string={"client": scene["omar"]})
-    sections = re.findall(r'<section class="client" id="([^"]+)"', one.get_data(as_text=True))
+    sections = re.findall(r'<section class="client[^"]*" id="([^"]+)"', one.get_data(as_text=True))
     assert sections == [scene["omar"]]
     assert 'data-attention="pending"' in one.get_data(as_text=True)
 
@@ -287,18 +290,24 @@ def test_review_page_renders_in_chromium(
     console = [ln for ln in dom.stderr.splitlines() if "CONSOLE" in ln]
     assert console == [], console
     # The expected rows are in the rendered page.
-    assert out.count('<section class="client"') == 8
+    assert len(re.findall(r'<section class="client[^"]*"', out)) == 8
     mia = out[out.index(f'id="{scene["mia"]}"') :]
     mia = mia[: mia.index("</section>")]
     assert f'data-subject="client:{scene["jenna"]}" data-relation="caregiver_full"' in mia
     assert ACK in mia and "Dr. Lee" in mia
     assert f'data-actor="client:{scene["jenna"]}"' in mia
-    assert f'data-grant="{scene["pending"]}" data-attention="pending"' in out
-    assert f'data-grant="{scene["gran_link"]}" data-attention="expiring"' in out
-    assert f'data-grant="{scene["teen_link"]}" data-attention="past_majority"' in out
     assert (
-        out.count('<g class="node"') >= 6 and f'<g class="edge" data-link="{scene["link"]}"' in out
+        f'data-grant="{scene["pending"]}" data-effective="pending" data-attention="pending"' in out
     )
+    assert (
+        f'data-grant="{scene["gran_link"]}" data-effective="active" data-attention="expiring"'
+        in out
+    )
+    assert (
+        f'data-grant="{scene["teen_link"]}" data-effective="expired" data-attention="past_majority"'
+        in out
+    )
+    assert out.count('class="node client-') >= 6 and f'class="edge link-{scene["link"]}"' in out
 
     artifacts = ROOT / "test-artifacts"
     artifacts.mkdir(exist_ok=True)
@@ -314,3 +323,25 @@ def test_review_page_renders_in_chromium(
     )
     assert taken.returncode == 0 and shot.stat().st_size > 10_000
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_printable_record_has_digest_and_time_on_every_page(
+    api: Api, scene: dict[str, Any], db_url: str, tmp_path: Path
+) -> None:
+    pypdf = pytest.importorskip("pypdf")
+    chromium()
+    pdf = tmp_path / "review.pdf"
+    done = authz(db_url, "report", "access", "--pdf", str(pdf))
+    assert done.returncode == 0, done.stderr
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+    code, data = authz_json(db_url, "report", "access")
+    assert code == 0
+    digest = data["policy_digest"]
+    pages = [p.extract_text() for p in pypdf.PdfReader(str(pdf)).pages]
+    assert len(pages) >= 2
+    for number, text in enumerate(pages, 1):
+        flat = " ".join(text.split())
+        assert digest in flat.replace(" ", "") or digest in flat, (number, flat[:300])
+        assert "generated 20" in flat and f"page {number} of {len(pages)}" in flat
+    missing = authz(db_url, "report", "access", "--pdf", str(tmp_path / "nope" / "r.pdf"))
+    assert missing.returncode == 2 and "No such directory" in missing.stderr

@@ -155,7 +155,8 @@ def explain(store: Store, engine: Engine, q: Question) -> dict[str, Any]:
                     "step": "grant",
                     "id": g["link_id"],
                     "name": g["relationship"],
-                    "detail": f"{g['status']}, {g['access_level']} access: {g['state']}",
+                    "detail": f"{g['status']}, {g['access_level']} access: {g['state']}"
+                    + (f"; review by {g['review_by'][:10]}" if g["review_by"] else ""),
                 }
             )
             chain.append(
@@ -224,6 +225,8 @@ def _grant(store: Store, engine: Engine, link: int) -> dict[str, Any]:
         "state": state.reason,
         "usable": state.usable,
         "expires_at": audit.jsonable(info.expires_at),
+        # Re-approved by then, or the grant lapses (policies/recertification.yaml).
+        "review_by": audit.jsonable(state.review_by),
         "acknowledged_by": info.acknowledged_by,
         "acknowledged_by_name": facts.staff_name(info.acknowledged_by),
         "acknowledged_at": audit.jsonable(at),
