@@ -2,8 +2,8 @@
 
 `python -m bench review [--clients 200 5000] [--repeat 3]`: a SQLite store of families of four
 (two adults sharing an email with two minors, four active grants each; `bench.decisions`
-writes it directly), then `authz.review.build` (the engine's facts loaded, as the command does)
-and `authz.report_html.render` (every family graph laid out by one `dot` run), best of
+writes it directly), then `authz.compliance.review.build` (the engine's facts loaded, as the command does)
+and `authz.compliance.report_html.render` (every family graph laid out by one `dot` run), best of
 `--repeat`, with the page's size.
 """
 
@@ -19,8 +19,8 @@ from bench.decisions import build_store
 
 
 def measure(clients: int, repeat: int) -> dict[str, Any]:
-    from authz import report_html, review
-    from authz.config import Settings
+    from authz.compliance import report_html, review
+    from authz.base.config import Settings
     from authz.store.db import Store
 
     with tempfile.TemporaryDirectory(prefix="authz-bench-review-") as tmp:

@@ -13,7 +13,7 @@ from api.spec.common import (
     query_param,
     ref,
 )
-from authz.audit_query import SOURCES
+from authz.compliance.audit_query import SOURCES
 
 TAG = "compliance"
 STR = {"type": "string"}

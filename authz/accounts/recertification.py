@@ -1,6 +1,6 @@
 """Recertification: every active grant is re-approved by its review-by date, or it lapses.
 
-The lapse itself needs no write: `authz.grants.effective_state` reads the review-by date, so a
+The lapse itself needs no write: `authz.policy.grants.effective_state` reads the review-by date, so a
 check, an introspection or a switch after the date is refused at once. What is written here is
 the review-by date (at activation and at each re-approval), the re-approval or the end, and,
 from the daily sweep, the reminders before the date and the audit row of a lapse.
@@ -16,10 +16,11 @@ from typing import Any
 
 from sqlalchemy import select
 
-from authz import clock, outbox
-from authz.config import Settings
-from authz.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from authz.principals import Principal
+from authz.base import clock
+from authz.accounts import outbox
+from authz.base.config import Settings
+from authz.base.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from authz.base.principals import Principal
 from authz.store.db import Store, WriteTxn
 from authz.store.models import AuditEvent, Client, Link, Provider
 
@@ -92,7 +93,7 @@ def recertify(
 ) -> dict[str, Any]:
     """A provider or reviewer re-approves a grant ("still needed": a new review-by date one
     period from now) or ends it; either is audited with the note."""
-    from authz import links
+    from authz.accounts import links
 
     if not _may_review(principal):
         raise Forbidden("a provider or a reviewer of the organization re-approves grants")
@@ -201,7 +202,7 @@ def _due_action(
     session: Any, settings: Settings, link: Link, rules: Policy, now: dt.datetime
 ) -> tuple[str, dict[str, Any]] | None:
     """The audit row the sweep owes this grant now (a lapse or a reminder), or None."""
-    from authz import links
+    from authz.accounts import links
 
     review_by = clock.aware(link.review_by)
     assert review_by is not None

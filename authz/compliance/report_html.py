@@ -10,7 +10,7 @@ import graphviz
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
-from authz.review import ATTENTION
+from authz.compliance.review import ATTENTION
 
 STATUS_STYLE = {
     "active": ("#1b7f3b", "solid"),
@@ -49,7 +49,7 @@ def css_string(value: object) -> Markup:
 
 def _env() -> Environment:
     env = Environment(
-        loader=PackageLoader("authz", "templates"),
+        loader=PackageLoader("authz.compliance", "templates"),
         autoescape=select_autoescape(["html"]),
         trim_blocks=True,
         lstrip_blocks=True,
@@ -145,7 +145,7 @@ def family_svgs(families: list[dict[str, Any]], focus: str | None = None) -> dic
 
 
 def render(report: dict[str, Any], actions: dict[str, str] | None = None) -> str:
-    """The HTML page for report data from `authz.review.build`.
+    """The HTML page for report data from `authz.compliance.review.build`.
 
     `actions`: on a signed-in page only, the form target and the page's ticket, so that each
     grant gets its re-approve and end buttons; without it the page is read-only."""

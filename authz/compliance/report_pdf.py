@@ -11,7 +11,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from authz.errors import ValidationFailed
+from authz.base.errors import ValidationFailed
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 TIMEOUT_SECONDS = 300

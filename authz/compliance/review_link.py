@@ -16,11 +16,11 @@ from typing import Any
 
 import jwt
 
-from authz import clock
-from authz.errors import Unauthenticated
-from authz.keys import KeyRing
+from authz.base import clock
+from authz.base.errors import Unauthenticated
+from authz.tokens.keys import KeyRing
 from authz.policy.facts import FactIndex
-from authz.principals import REVIEW_SCOPE, Principal
+from authz.base.principals import REVIEW_SCOPE, Principal
 from authz.store.db import Store
 
 TTL = dt.timedelta(minutes=15)

@@ -12,7 +12,7 @@ list (`GET /v1/access/accounts`, both forms), the hosted "my access" page and th
 - It may act as each of those (`self` for the one it signed in to, `shared_email` for the others).
 - It may act as a care receiver whose active, usable portal-access grant names one of its own
   accounts as the caregiver (`delegation`, through that grant, at its level). Usable means, at
-  the moment asked (`authz.grants.effective_state`): not expired, the care receiver not past the
+  the moment asked (`authz.policy.grants.effective_state`): not expired, the care receiver not past the
   age of majority, both accounts live, and re-approved by its review-by date: a grant nobody
   re-approves in time has lapsed (policies/recertification.yaml), with no write at the lapse.
 """

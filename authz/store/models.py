@@ -146,7 +146,7 @@ class Link(Base):
     revoked_by: Mapped[str | None] = mapped_column(String(80), nullable=True)
     revoked_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     expires_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
-    # Recertification: an active grant nobody re-approves by `review_by` lapses (authz.grants).
+    # Recertification: an active grant nobody re-approves by `review_by` lapses (authz.policy.grants).
     review_by: Mapped[dt.datetime | None] = mapped_column(nullable=True)
     recertified_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
     recertified_by: Mapped[str | None] = mapped_column(String(80), nullable=True)

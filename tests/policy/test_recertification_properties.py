@@ -8,7 +8,7 @@ import datetime as dt
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from authz import grants
+from authz.policy import grants
 from authz.policy.facts import ClientRow, FactIndex, LinkRow, OrgRow
 
 BASE = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
