@@ -10,12 +10,12 @@ from flask import Blueprint, Response, jsonify, redirect, request
 from api.auth import principal
 from api.request import json_body, only_args
 from api.runtime import runtime
-from authz.service import access
-from authz.compliance import audit_query, report_html, review, review_link
-from authz.base import pagination
 from authz.accounts import recertification
+from authz.base import pagination
 from authz.base.errors import ValidationFailed
+from authz.compliance import audit_query, report_html, review, review_link
 from authz.compliance.policy_review import published
+from authz.service import access
 
 bp = Blueprint("compliance", __name__, url_prefix="/v1")
 

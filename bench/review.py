@@ -19,8 +19,8 @@ from bench.decisions import build_store
 
 
 def measure(clients: int, repeat: int) -> dict[str, Any]:
-    from authz.compliance import report_html, review
     from authz.base.config import Settings
+    from authz.compliance import report_html, review
     from authz.store.db import Store
 
     with tempfile.TemporaryDirectory(prefix="authz-bench-review-") as tmp:

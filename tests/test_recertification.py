@@ -8,8 +8,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from authz.base import clock
 from authz.accounts import recertification
+from authz.base import clock
 from authz.store.models import AuditEvent, OutboxMessage
 from tests.helpers import Api
 from tests.test_delegation_integrity import _check, _family, _introspect, _switch

@@ -16,8 +16,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from authz.base import clock
 from authz.accounts import outbox
+from authz.base import clock
 from authz.base.config import Settings
 from authz.base.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from authz.base.principals import Principal

@@ -18,10 +18,10 @@ import jwt
 
 from authz.base import clock
 from authz.base.errors import Unauthenticated
-from authz.tokens.keys import KeyRing
-from authz.policy.facts import FactIndex
 from authz.base.principals import REVIEW_SCOPE, Principal
+from authz.policy.facts import FactIndex
 from authz.store.db import Store
+from authz.tokens.keys import KeyRing
 
 TTL = dt.timedelta(minutes=15)
 TYP = "review-link+jwt"

@@ -15,8 +15,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from authz.base import clock
 from authz.accounts import recertification
+from authz.base import clock
 from tests.helpers import Api
 
 ACK = "I confirm the access is intended."

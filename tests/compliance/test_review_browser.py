@@ -13,9 +13,9 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import select
 
-from authz.service import access
 from authz.base import clock
 from authz.compliance import report_html, review
+from authz.service import access
 from authz.store.models import AuditEvent
 from tests.compliance.cli import ROOT
 from tests.compliance.organization import generate
