@@ -345,3 +345,56 @@ def test_printable_record_has_digest_and_time_on_every_page(
         assert "generated 20" in flat and f"page {number} of {len(pages)}" in flat
     missing = authz(db_url, "report", "access", "--pdf", str(tmp_path / "nope" / "r.pdf"))
     assert missing.returncode == 2 and "No such directory" in missing.stderr
+
+
+def test_rows_say_exactly_what_is_so(api: Api, scene: dict[str, Any], db_url: str) -> None:
+    """The login behind a shared email, an ended grant's who/when/why, a relationship from each
+    side, and every disclosure, in the report data (`report access --json`)."""
+    api.ok(
+        "POST",
+        f"/v1/clients/{scene['mia']}/contacts",
+        {
+            "name": "Aunt Rosa",
+            "email": "rosa@x.test",
+            "relationship": "family_member",
+            "notify": True,
+            "emergency_contact": True,
+        },
+        status=201,
+    )
+    api.ok(
+        "POST",
+        f"/v1/links/{scene['gran_link']}/portal-access/revoke",
+        {"reason": "Gran moved in with her son"},
+    )
+    code, data = authz_json(db_url, "report", "access")
+    assert code == 0
+    clients = by_id(data)
+    [shared] = [
+        w for w in clients[scene["kim_a"]]["who_can_act"] if w["relation"] == "shared_email"
+    ]
+    assert shared["name"] == "the login kim@shared.test" and shared["signs_in_to"] == "Kimmy Rivera"
+
+    [ended] = clients[scene["gran"]]["grants"]
+    assert (
+        ended["effective"] == "revoked" and ended["revoked_reason"] == "Gran moved in with her son"
+    )
+    assert ended["revoked_by_name"] == "Dr. Lee" and ended["revoked_at"]
+    assert ended["attention"] == [] and not ended["can_recertify"]
+
+    # "parent" as recorded on Theo's side; Jenna's card says what Theo is to her.
+    theo_side = {lk["link_id"]: lk["other_is"] for lk in clients[scene["teen"]]["links"]}
+    jenna_side = {lk["link_id"]: lk["other_is"] for lk in clients[scene["jenna"]]["links"]}
+    assert theo_side[scene["teen_link"]] == "parent" and jenna_side[scene["teen_link"]] == "child"
+
+    mia = clients[scene["mia"]]["disclosures"]
+    [copy] = mia["email_copies"]
+    assert (copy["name"], copy["email"], copy["relation"]) == (
+        "Aunt Rosa",
+        "rosa@x.test",
+        "family member",
+    )
+    assert "invoice.issued" in copy["events"] and copy["since"]
+    assert [e["name"] for e in mia["emergency_contacts"]] == ["Aunt Rosa"]
+    assert data["summary"]["counts"]["disclosures"] == 2
+    assert "family" in data["family_note"]

@@ -170,6 +170,7 @@ def test_the_review_of_200_clients_in_chromium(
 
     # A phone: the page fits its width (tables scroll inside their cards), the graphs too.
     page.set_viewport_size({"width": 390, "height": 844})
+    page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=str(ARTIFACTS / "review-summary-390.png"))
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     assert page.evaluate(GEOMETRY)["problems"] == []
