@@ -87,6 +87,9 @@ def test_a_grant_not_reapproved_lapses_and_its_token_dies_without_a_write(api: A
     )
     assert done["portal_access"]["effective_status"] == "active"
     _switch(api, own, f["mia"]["id"])
+    # ...with a new token: the one issued before the lapse stays dead (nothing revoked comes back).
+    assert _introspect(api, token) == {"active": False}
+    assert _check(api, token, "invoice.read", f["mia"]["id"])["allowed"] is False
 
 
 def test_reapproval_moves_the_date_and_is_audited(api: Api) -> None:

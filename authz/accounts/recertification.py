@@ -74,6 +74,10 @@ def recertify(
             before = links.link_view(link)
             now = clock.now()
             link.review_by = now + policy().period
+            if state.effective == "lapsed":
+                # A lapse ended the grant's tokens; re-approval starts a new activation, so the
+                # tokens issued before the lapse stay dead (they carry the old one).
+                link.activated_at = now
             link.recertified_at, link.recertified_by, link.recertified_note = (
                 now,
                 principal.label,

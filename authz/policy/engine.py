@@ -87,7 +87,7 @@ def files_digest(model_path: Path | None = None, policy_dir: Path | None = None)
         found = location.in_force()
         model_path, policy_dir = model_path or found.model, policy_dir or found.policies
     digest = hashlib.sha256(model_path.read_bytes())
-    for path in sorted(policy_dir.glob("*.csv")):
+    for path in location.files_of(policy_dir):
         digest.update(b"\0" + path.name.encode() + b"\0" + path.read_bytes())
     return "sha256:" + digest.hexdigest()
 

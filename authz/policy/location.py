@@ -37,6 +37,16 @@ class Location:
     policies: Path
 
 
+#: What a policy folder holds that the service enforces and digests: the rules (`*.csv`) and
+#: the rule tables beside them (`*.yaml`: recertification, …). `tests/` holds their cases.
+SUFFIXES = (".csv", ".yaml")
+
+
+def files_of(policies: Path) -> list[Path]:
+    """The enforced files of a policy folder, in the order they are digested."""
+    return sorted(p for p in policies.iterdir() if p.suffix in SUFFIXES and p.is_file())
+
+
 def shipped() -> Location:
     """The files installed with the package (in a checkout, the root's, which reviewers know)."""
     return Location((SHIPPED / MODEL_NAME).resolve(), (SHIPPED / POLICIES_NAME).resolve())

@@ -10,6 +10,7 @@ import pytest
 from authz.base.errors import Conflict
 from authz.base.principals import Principal
 from authz.compliance.policy_review import published
+from authz.policy import location
 from authz.policy.engine import MODEL_PATH, POLICY_DIR, Engine, PolicySet
 from authz.policy.facts import FactIndex
 from tests.helpers import Api
@@ -24,9 +25,9 @@ def test_reviewers_and_providers_read_the_files_in_force(api: Api) -> None:
     assert body["revision"] == str(api.rt.store.revision())
     assert body["model"] == {"path": "model.conf", "text": MODEL_PATH.read_text()}
     assert [p["path"] for p in body["policies"]] == [
-        f"policies/{p.name}" for p in sorted(POLICY_DIR.glob("*.csv"))
+        f"policies/{p.name}" for p in location.files_of(POLICY_DIR)
     ]
-    assert body["policies"][0]["text"] == sorted(POLICY_DIR.glob("*.csv"))[0].read_text()
+    assert body["policies"][0]["text"] == location.files_of(POLICY_DIR)[0].read_text()
     assert api.call("GET", "/v1/policy").status_code == 200  # a provider
 
     client = api.client("Ann", "adult", "ann@x.test")

@@ -14,7 +14,7 @@ from typing import Any
 
 from authz.compliance.policy_review import probe
 from authz.compliance.policy_review.sources import POLICIES_NAME, PolicyFiles, snapshot
-from authz.policy import vocabulary
+from authz.policy import location, recertification, vocabulary
 from authz.policy.engine import (
     KNOWN_EFFECT,
     KNOWN_MATCHER,
@@ -84,7 +84,9 @@ def check(files: PolicyFiles) -> dict[str, Any]:
     if model_ok and files.policies.is_dir():
         # Lines that cannot load are blanked, keeping the numbers, so the rest is still judged.
         kept = {name: _keep(text, name, good) for name, text in texts.items()}
-        with snapshot({"model.conf": files.model.read_text(encoding="utf-8"), **kept}) as copy:
+        tables = _tables(files, problems)
+        model = files.model.read_text(encoding="utf-8")
+        with snapshot({"model.conf": model, **kept, **tables}) as copy:
             try:
                 policy = PolicySet.load(copy.model, copy.policies)
             except PolicyError as exc:
@@ -363,3 +365,18 @@ def _why_unreachable(ln: Line, held: set[str], always_denied: dict[str, str]) ->
             f"unreachable: {ln.rel} never holds on an {kind}, and a {rtype} belongs to its {kind}"
         )
     return f"shadowed: subjects holding {ln.rel} are decided by another line for {ln.act}"
+
+
+def _tables(files: PolicyFiles, problems: list[Problem]) -> dict[str, str]:
+    """The rule tables beside the rules (`*.yaml`), each loaded as the service would load it."""
+    out = {}
+    for path in location.files_of(files.policies):
+        if path.suffix != ".yaml":
+            continue
+        out[f"policies/{path.name}"] = path.read_text(encoding="utf-8")
+        if path.name == recertification.FILE_NAME:
+            try:
+                recertification.policy(path)
+            except PolicyError as exc:
+                problems.append(Problem(files.display(path), 0, exc.detail))
+    return out

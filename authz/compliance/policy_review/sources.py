@@ -35,9 +35,10 @@ class PolicyFiles:
             return str(path)
 
     def texts(self) -> dict[str, str]:
-        """`model.conf` and every CSV, by the name a reviewer sees (`policies/x.csv`)."""
+        """`model.conf` and every enforced policy file, by the name a reviewer sees
+        (`policies/x.csv`, `policies/recertification.yaml`)."""
         out = {MODEL_NAME: self.model.read_text(encoding="utf-8")}
-        for path in sorted(self.policies.glob("*.csv")):
+        for path in location.files_of(self.policies):
             out[f"{POLICIES_NAME}/{path.name}"] = path.read_text(encoding="utf-8")
         return out
 
@@ -120,9 +121,9 @@ def _from_git(rev: str, label: str) -> Iterator[PolicyFiles]:
     names = [
         n
         for n in _git(top, "ls-tree", "--name-only", commit, f"{POLICIES_NAME}/").splitlines()
-        if n.endswith(".csv")
+        if n.endswith(location.SUFFIXES)
     ]
-    if not names:
+    if not any(n.endswith(".csv") for n in names):
         raise bad(f"{label}: no {POLICIES_NAME}/*.csv at that revision")
     with tempfile.TemporaryDirectory(prefix="authz-policy-") as tmp:
         root = Path(tmp)

@@ -6,8 +6,8 @@ Create Date: 2026-12-03 07:20:00.000000
 
 Every active grant must be re-approved by its review-by date or it lapses. Grants active before
 this revision get a review-by date one policy period (policies/recertification.yaml, 365 days by
-default) after they were last activated or acknowledged, so none lapses at the upgrade unless it
-is already that old.
+default) after they were last activated or acknowledged, and never sooner than 30 days after the
+upgrade: an old grant is not cut off by the upgrade itself, and its first reminder goes out.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ depends_on = None
 
 # The period as of this revision; later changes of the policy apply from the next re-approval.
 _PERIOD = dt.timedelta(days=365)
+#: The least time an existing grant has to be re-approved after the upgrade (the first reminder).
+_GRACE = dt.timedelta(days=30)
 
 
 def _aware(value: object) -> dt.datetime | None:
@@ -56,10 +58,12 @@ def upgrade() -> None:
             links.c.id, links.c.activated_at, links.c.acknowledged_at, links.c.created_at
         ).where(links.c.portal_status == "active")
     ).all()
+    earliest = dt.datetime.now(dt.UTC) + _GRACE
     for lid, activated, acknowledged, created in rows:
         since = _aware(activated) or _aware(acknowledged) or _aware(created)
         if since is not None:
-            conn.execute(links.update().where(links.c.id == lid).values(review_by=since + _PERIOD))
+            review_by = max(since + _PERIOD, earliest)
+            conn.execute(links.update().where(links.c.id == lid).values(review_by=review_by))
 
 
 def downgrade() -> None:
