@@ -16,7 +16,8 @@ from api import metrics
 from api.auth import bearer_token
 from api.request import json_body, only_args
 from api.runtime import runtime
-from authz import access
+from authz import access, pagination
+from authz import my_access as mine
 from authz.errors import ValidationFailed
 
 bp = Blueprint("access", __name__, url_prefix="/v1/access")
@@ -69,3 +70,22 @@ def who_can() -> Response:
     if not args.get("client"):
         raise ValidationFailed([("client", "is required")])
     return jsonify(access.service(runtime()).who_can(_caller(), args["client"]))
+
+
+@bp.get("/my-access")
+def my_access() -> Response:
+    only_args()
+    caller = _caller()
+    return jsonify(mine.overview(access.service(runtime()), caller.principal))
+
+
+@bp.get("/activity")
+def activity() -> Response:
+    args = only_args("client", "limit", "cursor")
+    caller = _caller()
+    if not args.get("client"):
+        raise ValidationFailed([("client", "is required: one of your own accounts")])
+    page = pagination.parse(args.get("limit"), args.get("cursor"))
+    return jsonify(
+        mine.activity(access.service(runtime()), caller.principal, args["client"], page)
+    )
