@@ -362,3 +362,24 @@ def decline(
         _refused(store, principal, exc, "decline")
         raise
     return link_view(link, principal.id) | {"revision": str(txn.revision)}
+
+
+def principal_for_login(store: Store, token: str, email: str, label: str) -> Principal:
+    """The invited client as the page's signed-in login, if the login's verified email is the
+    one the invite was sent to; another login is refused, and the refusal audited."""
+    with store.read() as session:
+        found = find(session, token)
+        org_id = found.link.org_id
+        invited = found.caregiver.email
+    principal = Principal(kind="client", id=found.invite.client_id, org_id=org_id)
+    if invited != email:
+        refusals.record(
+            store,
+            "invite.refused",
+            label,
+            org_id,
+            {"reason": "this invite was sent to another login", "action": "view"},
+            None,
+        )
+        raise Forbidden("this invite was sent to someone else")
+    return principal

@@ -220,3 +220,26 @@ def activity(
         "next_cursor": cursor,
         "revision": str(svc.facts.revision),
     }
+
+
+def login_accounts(store: Any, email: str) -> list[dict[str, str]]:
+    """The account a login (by its verified email) signs in to in each organization: an adult
+    one first, as a shared email's family member is usually the adult's minor."""
+    from authz.store.models import Organization
+
+    with store.read() as session:
+        rows = session.scalars(
+            select(Client)
+            .where(Client.email == email, Client.active.is_(True))
+            .order_by(Client.org_id, Client.client_type, Client.id)
+        ).all()
+        out: dict[str, dict[str, str]] = {}
+        for row in rows:
+            if row.org_id not in out:
+                org = session.get(Organization, row.org_id)
+                out[row.org_id] = {
+                    "org_id": row.org_id,
+                    "org_name": org.name if org else row.org_id,
+                    "client_id": row.id,
+                }
+        return list(out.values())
