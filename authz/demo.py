@@ -61,10 +61,57 @@ def ensure_demo_org(rt: Runtime, creds_file: Path) -> dict[str, Any]:
         "audience": "https://portal.demo.example",
         "clients": people,
     }
+    creds.update(ensure_demo_invites(rt, org["id"], provider["id"]))
     creds_file.parent.mkdir(parents=True, exist_ok=True)
     creds_file.write_text(json.dumps(creds, indent=2))
     creds_file.chmod(0o600)
     return creds
+
+
+#: The demo caregiver's two invites: Mia (a minor) and Luis (an adult), with the dates of birth
+#: that prove the relationship.
+MIA_BORN = "2016-04-09"
+LUIS_BORN = "1948-09-12"
+CAREGIVER = "carlos@demo.example"
+
+
+def ensure_demo_invites(rt: Runtime, org_id: str, provider_id: str) -> dict[str, Any]:
+    """Carlos is invited to help with Mia's account (full access) and Luis's (billing): the
+    invite links the README's browser story opens (development mode writes them to demo.json)."""
+    from authz import links
+    from authz.principals import ADMIN_SCOPE, Principal
+
+    lee = Principal(kind="provider", id=provider_id, org_id=org_id, scopes=frozenset({ADMIN_SCOPE}))
+
+    def person(first: str, kind: str, born: str | None, email: str | None) -> str:
+        data = {"first_name": first, "last_name": "Rivera", "client_type": kind}
+        data.update({k: v for k, v in (("birth_date", born), ("email", email)) if v})
+        return str(clients.create_client(rt.store, ACTOR, org_id, data)["id"])
+
+    mia = person("Mia", "minor", MIA_BORN, None)
+    luis = person("Luis", "adult", LUIS_BORN, "luis@demo.example")
+    carlos = person("Carlos", "adult", None, CAREGIVER)
+    portal = rt.settings.portal_url.rstrip("/")
+    out: dict[str, Any] = {"caregiver_email": CAREGIVER}
+    for name, receiver, relationship, level, born, ack in (
+        ("invite", mia, "parent", "full", MIA_BORN, "Carlos is Mia's father: full access."),
+        ("second_invite", luis, "caregiver", "billing", LUIS_BORN, "Carlos pays Luis's bills."),
+    ):
+        link = links.create_link(
+            rt.store,
+            rt.settings,
+            lee,
+            org_id,
+            receiver,
+            {
+                "client_id": carlos,
+                "relationship": relationship,
+                "portal_access": {"enabled": True, "access_level": level, "acknowledgement": ack},
+            },
+        )
+        out[f"{name}_url"] = f"{portal}/invites/{link['dev_invite_token']}"
+        out[f"{name}_birth_date"] = born
+    return out
 
 
 def run_demo(database: str | None) -> None:
