@@ -94,9 +94,17 @@ def login() -> Response:
         )
     session["next"] = _safe_next(request.args.get("next"))
     redirect_uri = runtime().settings.issuer.rstrip("/") + "/portal/callback"
-    response: Response = client.authorize_redirect(
-        redirect_uri, nonce=secrets.token_urlsafe(16)
-    )
+    try:
+        response: Response = client.authorize_redirect(
+            redirect_uri, nonce=secrets.token_urlsafe(16)
+        )
+    except Exception as exc:  # the issuer's discovery document could not be read
+        return render(
+            "message.html",
+            503,
+            title="Sign-in is unavailable",
+            message=f"The sign-in service did not answer ({type(exc).__name__}); try again later.",
+        )
     return response
 
 
@@ -123,9 +131,7 @@ def callback() -> Response:
             "message.html", 403, title="Sign-in failed", message="Your email is not verified."
         )
     target = _safe_next(session.get("next"))
-    page_session.start(
-        page_session.PageLogin(found.iss, found.sub, found.email, token["id_token"])
-    )
+    page_session.start(page_session.PageLogin(found.iss, found.sub, found.email, token["id_token"]))
     return redirect(target, 303)  # type: ignore[return-value]
 
 
@@ -148,7 +154,7 @@ def home() -> Response:
 def _need_login() -> Response | None:
     if page_session.current() is None:
         nxt = request.full_path.rstrip("?")
-        return render("signin.html", 401, next=_safe_next(nxt))
+        return render("signin.html", next=_safe_next(nxt))
     return None
 
 
@@ -171,9 +177,7 @@ def _invite_page(
     except AuthzError as exc:
         titles = {403: "This invite is not yours", 404: "This invite link is not valid"}
         return problem_page(exc, titles.get(exc.status, "That did not work"))
-    return render(
-        "invite.html", status, invite=view, token=token, error=error, notice=notice
-    )
+    return render("invite.html", status, invite=view, token=token, error=error, notice=notice)
 
 
 @bp.get("/invites/<token>")
@@ -189,7 +193,10 @@ def prove(token: str) -> Response:
     try:
         principal = _invite_principal(token)
         invites.prove(
-            rt.store, rt.settings, principal, token,
+            rt.store,
+            rt.settings,
+            principal,
+            token,
             {"birth_date": request.form.get("birth_date", "")},
         )
     except ValidationFailed as exc:
@@ -223,7 +230,10 @@ def decline(token: str) -> Response:
     rt = runtime()
     try:
         invites.decline(
-            rt.store, rt.settings, _invite_principal(token), token,
+            rt.store,
+            rt.settings,
+            _invite_principal(token),
+            token,
             {"reason": request.form.get("reason") or None},
         )
     except AuthzError as exc:
@@ -333,13 +343,19 @@ def end(link_id: str) -> Response:
     if request.form.get("confirm") != "yes":
         grant = _find_grant(principal, link_id)
         return render(
-            "end.html", 400, grant=grant, mine=principal.id,
+            "end.html",
+            400,
+            grant=grant,
+            mine=principal.id,
             error="Tick the box to confirm that the access should end.",
         )
     rt = runtime()
     try:
         links.end_grant(
-            rt.store, rt.settings, principal, link_id,
+            rt.store,
+            rt.settings,
+            principal,
+            link_id,
             {"reason": request.form.get("reason") or None},
         )
     except AuthzError as exc:

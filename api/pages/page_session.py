@@ -12,6 +12,7 @@ from typing import Any
 from authlib.integrations.flask_client import OAuth
 from flask import Flask, current_app, session
 
+from authz import dev_issuer
 from authz.config import Settings
 
 COOKIE = "authz_portal"
@@ -55,12 +56,21 @@ def init_app(app: Flask, settings: Settings) -> None:
     oauth = OAuth(app)
     url = discovery_url(settings)
     if url and settings.session_secret and settings.pages_client_secret:
+        where: dict[str, Any] = {"server_metadata_url": url}
+        if settings.dev_mode and settings.pages_issuer == settings.dev_issuer:
+            # This process is the issuer: its metadata is known without asking itself.
+            meta = dev_issuer.metadata(settings)
+            where = {
+                **meta,
+                "authorize_url": meta["authorization_endpoint"],
+                "access_token_url": meta["token_endpoint"],
+            }
         oauth.register(
             "pages",
             client_id=settings.pages_client_id,
             client_secret=settings.pages_client_secret,
-            server_metadata_url=url,
             client_kwargs={"scope": "openid email", "code_challenge_method": "S256"},
+            **where,
         )
     app.extensions["authz.pages.oauth"] = oauth
 
@@ -108,6 +118,4 @@ def csrf_token() -> str:
 def csrf_ok(sent: str | None) -> bool:
     """Whether a form carries the session's CSRF token."""
     expected = session.get(CSRF_FIELD) if current_app.secret_key else None
-    return bool(
-        isinstance(expected, str) and sent and hmac.compare_digest(expected, str(sent))
-    )
+    return bool(isinstance(expected, str) and sent and hmac.compare_digest(expected, str(sent)))

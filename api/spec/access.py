@@ -248,7 +248,7 @@ PATHS: dict[str, Any] = {
             TAG,
             (200, ref("Decision")),
             body=ref("CheckRequest"),
-            errors=(400, 403, 429),
+            errors=(400, 403, 409, 429),
         ),
     },
     "/v1/access/check-batch": {
@@ -258,7 +258,7 @@ PATHS: dict[str, Any] = {
             TAG,
             (200, ref("CheckBatchResult")),
             body=ref("CheckBatchRequest"),
-            errors=(400, 403, 429),
+            errors=(400, 403, 409, 429),
         ),
     },
     "/v1/access/accounts": {

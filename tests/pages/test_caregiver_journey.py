@@ -83,7 +83,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     full = {**os.environ, **env, "PYTHONPATH": str(ROOT)}
     subprocess.run(
         [sys.executable, "-m", "authz.cli", "init", "--demo"],
-        cwd=home, env=full, check=True, capture_output=True,
+        cwd=home,
+        env=full,
+        check=True,
+        capture_output=True,
     )
     creds = json.loads((home / "instance" / "demo.json").read_text())
     server = Server(env, port=port)
@@ -101,9 +104,19 @@ class Portal:
         self.url, self.creds, self.env = served["url"], served["creds"], served["env"]
         self.auth = (self.creds["client_id"], self.creds["client_secret"])
         dev = subprocess.run(
-            [sys.executable, "-m", "authz.cli", "dev-token", "--email",
-             self.creds["provider_email"]],
-            cwd=served["home"], env=self.env, check=True, capture_output=True, text=True,
+            [
+                sys.executable,
+                "-m",
+                "authz.cli",
+                "dev-token",
+                "--email",
+                self.creds["provider_email"],
+            ],
+            cwd=served["home"],
+            env=self.env,
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout.strip()
         dev = json.loads(dev)["id_token"] if dev.startswith("{") else dev
         r = requests.post(
@@ -127,20 +140,26 @@ class Portal:
         return r.json()
 
     def send(self, method: str, path: str, body: dict[str, Any]) -> Any:
-        r = requests.request(method, f"{self.url}{path}", json=body, headers=self.provider,
-                             timeout=10)
+        r = requests.request(
+            method, f"{self.url}{path}", json=body, headers=self.provider, timeout=10
+        )
         assert r.status_code in (200, 201), r.text
         return r.json()
 
-    def invite_links(self, to: str) -> list[str]:
-        """The invite links of the emails queued for `to`, oldest first."""
+    def invite_link(self, to: str, receiver: str) -> str:
+        """The link of the invite email queued for `to` about `receiver`'s account."""
         items = self.get("/v1/outbox?limit=500")["items"]
-        bodies = [m["body"] for m in items if m["to"] == to and m["kind"] == "portal_access.invite"]
-        return [re.search(r"(http\S+/portal/invites/\S+)", b).group(1) for b in bodies]
+        (body,) = [
+            m["body"]
+            for m in items
+            if m["to"] == to and m["kind"] == "portal_access.invite" and receiver in m["body"]
+        ]
+        return str(re.search(r"(http\S+/portal/invites/\S+)", body).group(1))
 
     def introspect(self, token: str) -> bool:
-        r = requests.post(f"{self.url}/oauth/introspect", data={"token": token}, auth=self.auth,
-                          timeout=10)
+        r = requests.post(
+            f"{self.url}/oauth/introspect", data={"token": token}, auth=self.auth, timeout=10
+        )
         return bool(r.json()["active"])
 
 
@@ -179,7 +198,8 @@ def test_the_caregivers_journey_end_to_end(served: dict[str, Any], browser: Any)
     api = Portal(served)
     creds = served["creds"]
     carlos_email = creds["caregiver_email"]
-    mia_invite, luis_invite = api.invite_links(carlos_email)
+    mia_invite = api.invite_link(carlos_email, "Mia Rivera")
+    luis_invite = api.invite_link(carlos_email, "Luis Rivera")
     assert mia_invite == creds["invite_url"]
 
     carlos = browser.new_context()
@@ -221,15 +241,11 @@ def test_the_caregivers_journey_end_to_end(served: dict[str, Any], browser: Any)
     look(page, "invite-accepted")
 
     # The provider's view: the grant is active.
-    mia = next(
-        m for m in api.get("/v1/clients?limit=500")["items"] if m["first_name"] == "Mia"
-    )
+    mia = next(m for m in api.get("/v1/clients?limit=500")["items"] if m["first_name"] == "Mia")
     link = api.get(f"/v1/clients/{mia['id']}/links")["items"][0]
     assert link["portal_access"]["status"] == "active"
     mails = api.get("/v1/outbox?limit=500")["items"]
-    assert any(
-        m["kind"] == "invite.accepted" and m["to"] == creds["provider_email"] for m in mails
-    )
+    assert any(m["kind"] == "invite.accepted" and m["to"] == creds["provider_email"] for m in mails)
 
     # A used invite says so plainly.
     page.goto(mia_invite)
@@ -277,15 +293,26 @@ def test_five_wrong_birth_dates_lock_the_invite(served: dict[str, Any], browser:
     api = Portal(served)
     alex_id = served["creds"]["clients"]["alex"]
     api.send("PATCH", f"/v1/clients/{alex_id}", {"birth_date": "1990-01-02"})
-    kim = api.send("POST", "/v1/clients", {"first_name": "Kim", "last_name": "Lo",
-                                           "client_type": "adult", "email": "kim@demo.example"})
+    kim = api.send(
+        "POST",
+        "/v1/clients",
+        {
+            "first_name": "Kim",
+            "last_name": "Lo",
+            "client_type": "adult",
+            "email": "kim@demo.example",
+        },
+    )
     api.send(
         "POST",
         f"/v1/clients/{alex_id}/links",
-        {"client_id": kim["id"], "relationship": "spouse",
-         "portal_access": {"enabled": True, "acknowledgement": "Kim helps Alex."}},
+        {
+            "client_id": kim["id"],
+            "relationship": "spouse",
+            "portal_access": {"enabled": True, "acknowledgement": "Kim helps Alex."},
+        },
     )
-    (invite,) = api.invite_links("kim@demo.example")
+    invite = api.invite_link("kim@demo.example", "Alex Rivera")
     page = browser.new_context().new_page()
     page.goto(invite)
     sign_in(page, "kim@demo.example")
@@ -298,8 +325,7 @@ def test_five_wrong_birth_dates_lock_the_invite(served: dict[str, Any], browser:
     look(page, "invite-locked")
     mails = api.get("/v1/outbox?limit=500")["items"]
     assert any(
-        m["kind"] == "invite.locked" and m["to"] == served["creds"]["provider_email"]
-        for m in mails
+        m["kind"] == "invite.locked" and m["to"] == served["creds"]["provider_email"] for m in mails
     )
 
 
@@ -314,13 +340,15 @@ def test_forged_csrf_and_someone_elses_invite_are_refused(
     sign_in(page, "alex@demo.example")
     page.wait_for_url(re.compile(r"/portal/me"))
     # Carlos's invite, opened by Alex: refused, and said plainly.
-    _mia, luis_invite = api.invite_links(creds["caregiver_email"])
+    luis_invite = api.invite_link(creds["caregiver_email"], "Luis Rivera")
     page.goto(luis_invite)
     assert page.get_by_role("heading", name="This invite is not yours").is_visible()
     look(page, "invite-foreign")
     token = luis_invite.rsplit("/", 1)[1]
-    for sent in ({"birth_date": "1948-09-12", "csrf_token": "forged"},
-                 {"birth_date": "1948-09-12"}):
+    for sent in (
+        {"birth_date": "1948-09-12", "csrf_token": "forged"},
+        {"birth_date": "1948-09-12"},
+    ):
         r = context.request.post(f"{served['url']}/portal/invites/{token}/proof", form=sent)
         assert r.status == 400 and "could not be accepted" in r.text()
     r = context.request.post(f"{served['url']}/portal/logout", form={"csrf_token": ""})
