@@ -56,7 +56,8 @@ LAYOUT_PROBE = """() => {
 }"""
 
 #: Every form control is named by a label (or aria-label), so a screen reader can say it.
-LABEL_PROBE = """() => [...document.querySelectorAll('input:not([type=hidden]),textarea,select,button')]
+LABEL_PROBE = """() => [
+  ...document.querySelectorAll('input:not([type=hidden]),textarea,select,button')]
   .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') &&
                !(e.tagName === 'BUTTON' && e.textContent.trim()))
   .map(e => e.outerHTML.slice(0, 80))"""
