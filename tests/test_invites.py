@@ -3,10 +3,12 @@ and "my access" on both sides with who acted."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from sqlalchemy import select
 
+from authz import clock
 from authz.store.models import AuditEvent
 from tests.helpers import Api
 
@@ -185,3 +187,34 @@ def test_my_access_shows_both_sides_and_who_acted(api: Api) -> None:
     assert r.status_code == 403
     r = api.call("GET", "/v1/access/my-access", token=switched)
     assert r.status_code == 403
+
+
+def test_an_expired_or_withdrawn_invite_says_so_plainly(api: Api) -> None:
+    f = offer(api)
+    api.ok(
+        "PATCH",
+        f"/v1/clients/{f['luis']['id']}/links/{f['link']['id']}",
+        {"portal_access": {"enabled": False}},
+    )
+    view = api.ok("GET", f"/v1/invites/{f['invite']}", token=f["token"])
+    assert view["status"] == "cancelled" and "withdrawn" in view["status_text"]
+    r = api.call("POST", f"/v1/invites/{f['invite']}/proof", {"birth_date": BORN}, token=f["token"])
+    assert r.status_code == 410 and "withdrawn" in r.get_json()["detail"]
+    g = offer_again(api, f)
+    clock.travel(dt.timedelta(days=8))
+    api.tokens.clear()
+    token = api.sign_in(f"client:{f['carlos']['id']}", "carlos@x.test")
+    view = api.ok("GET", f"/v1/invites/{g}", token=token)
+    assert view["status"] == "expired" and "expired" in view["status_text"]
+    r = api.call("POST", f"/v1/invites/{g}/decline", {}, token=token)
+    assert r.status_code == 410 and "expired" in r.get_json()["detail"]
+
+
+def offer_again(api: Api, f: dict[str, Any]) -> str:
+    """Portal access enabled again on the same link: a new invite."""
+    again = api.ok(
+        "PATCH",
+        f"/v1/clients/{f['luis']['id']}/links/{f['link']['id']}",
+        {"portal_access": {"enabled": True, "acknowledgement": "Again."}},
+    )
+    return str(again["dev_invite_token"])
