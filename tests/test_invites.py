@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from authz import clock
+from authz.base import clock
 from authz.store.models import AuditEvent
 from tests.helpers import Api
 

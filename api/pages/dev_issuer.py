@@ -1,6 +1,6 @@
 """The development issuer's sign-in endpoints (development mode only; 404 otherwise): the
 discovery document, an authorization endpoint with a plain "sign in as <email>" form, the
-token endpoint and its JWKS. See `authz.dev_issuer`."""
+token endpoint and its JWKS. See `authz.oauth.dev_issuer`."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from flask import Blueprint, Response, abort, jsonify, request
 
 from api.pages import render
 from api.runtime import runtime
-from authz import dev_issuer
-from authz.errors import AuthzError, ValidationFailed
-from authz.keys import KeyRing
+from authz.oauth import dev_issuer
+from authz.base.errors import AuthzError, ValidationFailed
+from authz.tokens.keys import KeyRing
 
 bp = Blueprint("dev_issuer", __name__, url_prefix="/dev-issuer")
 

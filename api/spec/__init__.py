@@ -8,6 +8,6 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from api.spec import access, admin, compliance, oauth, ops, pages
+from api.spec import access, accounts, compliance, oauth, ops, pages
 
 SECTIONS: tuple[ModuleType, ...] = (oauth, admin, access, compliance, ops, pages)

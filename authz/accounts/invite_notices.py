@@ -3,8 +3,8 @@ adult care receiver (a minor's emails go to the practice and the caregiver only)
 
 from __future__ import annotations
 
-from authz import outbox
-from authz.clients import display_name
+from authz.accounts import outbox
+from authz.accounts.clients import display_name
 from authz.store.db import WriteTxn
 from authz.store.models import Client, Link, Provider
 

@@ -15,14 +15,17 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from authz import clock, grants, invite_notices, refusals
-from authz.clients import display_name
-from authz.config import Settings
-from authz.errors import Conflict, Forbidden, Gone, NotFound, ValidationFailed
-from authz.links import grant_facts, hash_invite_token, link_view
+from authz.base import clock
+from authz.policy import grants
+from authz.accounts import invite_notices
+from authz.store import refusals
+from authz.accounts.clients import display_name
+from authz.base.config import Settings
+from authz.base.errors import Conflict, Forbidden, Gone, NotFound, ValidationFailed
+from authz.accounts.links import grant_facts, hash_invite_token, link_view
 from authz.policy import vocabulary
 from authz.policy.engine import PolicySet
-from authz.principals import Principal
+from authz.base.principals import Principal
 from authz.store.db import Store
 from authz.store.models import Client, Invite, Link, Organization, Provider
 
@@ -118,7 +121,7 @@ def level_terms(policy: PolicySet, level: str) -> dict[str, list[dict[str, Any]]
     resource type, as the engine decides with the policy files in force (not as written here):
     `may` is what the level allows, `may_not` what the client may do for themselves but the
     caregiver may not."""
-    from authz.policy_review import probe
+    from authz.compliance.policy_review import probe
 
     allowed: set[str] = set()
     own: set[str] = set()

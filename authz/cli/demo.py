@@ -8,10 +8,11 @@ from typing import Any
 
 from sqlalchemy import select
 
-from authz import clients, oauth_clients, orgs
-from authz.grants import CLIENT_SCOPES
-from authz.oauth_clients import SERVICE_SCOPES
-from authz.runtime import Runtime
+from authz.accounts import clients, orgs
+from authz.oauth import oauth_clients
+from authz.policy.grants import CLIENT_SCOPES
+from authz.oauth.oauth_clients import SERVICE_SCOPES
+from authz.service.runtime import Runtime
 from authz.store.models import Organization
 
 DEMO_ORG = "Demo Family Practice"
@@ -78,8 +79,8 @@ CAREGIVER = "carlos@demo.example"
 def ensure_demo_invites(rt: Runtime, org_id: str, provider_id: str) -> dict[str, Any]:
     """Carlos is invited to help with Mia's account (full access) and Luis's (billing): the
     invite links the README's browser story opens (development mode writes them to demo.json)."""
-    from authz import links
-    from authz.principals import ADMIN_SCOPE, Principal
+    from authz.accounts import links
+    from authz.base.principals import ADMIN_SCOPE, Principal
 
     lee = Principal(kind="provider", id=provider_id, org_id=org_id, scopes=frozenset({ADMIN_SCOPE}))
 
@@ -116,6 +117,6 @@ def ensure_demo_invites(rt: Runtime, org_id: str, provider_id: str) -> dict[str,
 
 def run_demo(database: str | None) -> None:
     """The whole story on the embedded store, over the real HTTP API, printed step by step."""
-    from authz.demo_story import Story
+    from authz.cli.demo_story import Story
 
     Story.run(database)

@@ -15,11 +15,12 @@ from typing import Any
 
 import jwt
 
-from authz import clock, identity
-from authz.config import Settings
-from authz.emails import normalize_email
-from authz.errors import Forbidden, ValidationFailed
-from authz.keys import ALGORITHMS, KeyRing
+from authz.base import clock
+from authz.oauth import identity
+from authz.base.config import Settings
+from authz.base.emails import normalize_email
+from authz.base.errors import Forbidden, ValidationFailed
+from authz.tokens.keys import ALGORITHMS, KeyRing
 
 CODE_TTL = 60
 CODE_TYP = "authz-dev-code"

@@ -1,5 +1,5 @@
 """The hosted "my access" page's Switch Account button: the same token exchange a portal
-backend makes (RFC 8693, `authz.rfc8693.Exchange`), run in-process for the page's signed-in
+backend makes (RFC 8693, `authz.oauth.rfc8693.Exchange`), run in-process for the page's signed-in
 login on behalf of the organization's portal client, so the page shows what that portal would
 receive. Every token it issues is audited like any other."""
 
@@ -12,13 +12,13 @@ import jwt
 from authlib.oauth2.rfc6749.errors import OAuth2Error
 from sqlalchemy import select
 
-from authz import oauth_clients
-from authz.errors import Conflict
-from authz.oauth_clients import TOKEN_EXCHANGE, RegisteredClient
-from authz.rfc8693 import ACCESS_TOKEN_TYPE, ID_TOKEN_TYPE, Exchange, Outcome
-from authz.runtime import Runtime
+from authz.oauth import oauth_clients
+from authz.base.errors import Conflict
+from authz.oauth.oauth_clients import TOKEN_EXCHANGE, RegisteredClient
+from authz.oauth.rfc8693 import ACCESS_TOKEN_TYPE, ID_TOKEN_TYPE, Exchange, Outcome
+from authz.service.runtime import Runtime
 from authz.store.models import OAuthClient
-from authz.token_issuer import Issuance, record_issued, token_generator
+from authz.oauth.token_issuer import Issuance, record_issued, token_generator
 
 
 @dataclass(frozen=True)

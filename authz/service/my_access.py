@@ -14,13 +14,15 @@ from typing import Any
 
 from sqlalchemy import or_, select
 
-from authz import audit, clock, links, pagination
-from authz.access import AccessService
-from authz.clients import display_name
-from authz.errors import Forbidden, ValidationFailed
+from authz.store import audit
+from authz.base import clock, pagination
+from authz.accounts import links
+from authz.service.access import AccessService
+from authz.accounts.clients import display_name
+from authz.base.errors import Forbidden, ValidationFailed
 from authz.policy import delegation
 from authz.policy.engine import Subject
-from authz.principals import Principal
+from authz.base.principals import Principal
 from authz.store.models import AuditEvent, Client, Decision, Link
 
 _CURSOR = re.compile(r"^c(\d+)\.d(\d+)$")
