@@ -9,10 +9,10 @@ from flask import Blueprint, Response, jsonify, request
 from api.auth import principal
 from api.request import json_body, only_args
 from api.runtime import runtime
-from authz.service import access
 from authz.accounts import clients, contacts, invites, links, notifications, outbox, payments
 from authz.base import pagination
 from authz.base.principals import require_admin, require_reader
+from authz.service import access
 
 bp = Blueprint("admin", __name__, url_prefix="/v1")
 

@@ -14,12 +14,12 @@ from flask import Blueprint, Flask, Response, redirect, render_template, request
 
 from api.pages import page_session
 from api.runtime import runtime
-from authz.service import access, my_access
-from authz.oauth import identity, portal_exchange
 from authz.accounts import invites, links
 from authz.base import pagination
 from authz.base.errors import AuthzError, ValidationFailed
 from authz.base.principals import Principal
+from authz.oauth import identity, portal_exchange
+from authz.service import access, my_access
 from authz.tokens.rfc9068 import InvalidToken
 
 bp = Blueprint("pages", __name__, url_prefix="/portal", template_folder="templates")

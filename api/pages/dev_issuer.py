@@ -11,8 +11,8 @@ from flask import Blueprint, Response, abort, jsonify, request
 
 from api.pages import render
 from api.runtime import runtime
-from authz.oauth import dev_issuer
 from authz.base.errors import AuthzError, ValidationFailed
+from authz.oauth import dev_issuer
 from authz.tokens.keys import KeyRing
 
 bp = Blueprint("dev_issuer", __name__, url_prefix="/dev-issuer")

@@ -12,8 +12,8 @@ from typing import Any
 from authlib.integrations.flask_client import OAuth
 from flask import Flask, current_app, session
 
-from authz.oauth import dev_issuer
 from authz.base.config import Settings
+from authz.oauth import dev_issuer
 
 COOKIE = "authz_portal"
 CSRF_FIELD = "csrf_token"

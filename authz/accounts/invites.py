@@ -15,17 +15,16 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from authz.base import clock
-from authz.policy import grants
 from authz.accounts import invite_notices
-from authz.store import refusals
 from authz.accounts.clients import display_name
+from authz.accounts.links import grant_facts, hash_invite_token, link_view
+from authz.base import clock
 from authz.base.config import Settings
 from authz.base.errors import Conflict, Forbidden, Gone, NotFound, ValidationFailed
-from authz.accounts.links import grant_facts, hash_invite_token, link_view
-from authz.policy import vocabulary
-from authz.policy.engine import PolicySet
 from authz.base.principals import Principal
+from authz.policy import grants, vocabulary
+from authz.policy.engine import PolicySet
+from authz.store import refusals
 from authz.store.db import Store
 from authz.store.models import Client, Invite, Link, Organization, Provider
 

@@ -14,13 +14,13 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from authz.base import clock, ids
-from authz.policy import grants
 from authz.accounts import outbox
 from authz.accounts.clients import add_client, client_view, display_name, get_in_org
+from authz.base import clock, ids
 from authz.base.config import Settings
 from authz.base.errors import Conflict, EntitlementRequired, Forbidden, NotFound, ValidationFailed
 from authz.base.principals import Principal
+from authz.policy import grants
 from authz.store.db import Store, WriteTxn
 from authz.store.models import (
     ACCESS_LEVELS,

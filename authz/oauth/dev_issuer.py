@@ -16,10 +16,10 @@ from typing import Any
 import jwt
 
 from authz.base import clock
-from authz.oauth import identity
 from authz.base.config import Settings
 from authz.base.emails import normalize_email
 from authz.base.errors import Forbidden, ValidationFailed
+from authz.oauth import identity
 from authz.tokens.keys import ALGORITHMS, KeyRing
 
 CODE_TTL = 60

@@ -12,13 +12,13 @@ import jwt
 from authlib.oauth2.rfc6749.errors import OAuth2Error
 from sqlalchemy import select
 
-from authz.oauth import oauth_clients
 from authz.base.errors import Conflict
+from authz.oauth import oauth_clients
 from authz.oauth.oauth_clients import TOKEN_EXCHANGE, RegisteredClient
 from authz.oauth.rfc8693 import ACCESS_TOKEN_TYPE, ID_TOKEN_TYPE, Exchange, Outcome
+from authz.oauth.token_issuer import Issuance, record_issued, token_generator
 from authz.service.runtime import Runtime
 from authz.store.models import OAuthClient
-from authz.oauth.token_issuer import Issuance, record_issued, token_generator
 
 
 @dataclass(frozen=True)

@@ -14,15 +14,15 @@ from typing import Any
 
 from sqlalchemy import or_, select
 
-from authz.store import audit
-from authz.base import clock, pagination
 from authz.accounts import links
-from authz.service.access import AccessService
 from authz.accounts.clients import display_name
+from authz.base import clock, pagination
 from authz.base.errors import Forbidden, ValidationFailed
+from authz.base.principals import Principal
 from authz.policy import delegation
 from authz.policy.engine import Subject
-from authz.base.principals import Principal
+from authz.service.access import AccessService
+from authz.store import audit
 from authz.store.models import AuditEvent, Client, Decision, Link
 
 _CURSOR = re.compile(r"^c(\d+)\.d(\d+)$")
