@@ -16,8 +16,10 @@ from api import metrics
 from api.auth import bearer_token
 from api.request import json_body, only_args
 from api.runtime import runtime
+from authz.base import pagination
 from authz.base.errors import ValidationFailed
 from authz.service import access
+from authz.service import my_access as mine
 
 bp = Blueprint("access", __name__, url_prefix="/v1/access")
 
@@ -69,3 +71,22 @@ def who_can() -> Response:
     if not args.get("client"):
         raise ValidationFailed([("client", "is required")])
     return jsonify(access.service(runtime()).who_can(_caller(), args["client"]))
+
+
+@bp.get("/my-access")
+def my_access() -> Response:
+    only_args()
+    caller = _caller()
+    return jsonify(mine.overview(access.service(runtime()), caller.principal))
+
+
+@bp.get("/activity")
+def activity() -> Response:
+    args = only_args("client", "limit", "cursor")
+    caller = _caller()
+    if not args.get("client"):
+        raise ValidationFailed([("client", "is required: one of your own accounts")])
+    page = pagination.parse(args.get("limit"), args.get("cursor"))
+    return jsonify(
+        mine.activity(access.service(runtime()), caller.principal, args["client"], page)
+    )

@@ -12,6 +12,7 @@ from api.runtime import runtime
 from authz.accounts import (
     clients,
     contacts,
+    invites,
     links,
     notifications,
     outbox,
@@ -20,6 +21,7 @@ from authz.accounts import (
 )
 from authz.base import pagination
 from authz.base.principals import require_admin, require_reader
+from authz.service import access
 
 bp = Blueprint("admin", __name__, url_prefix="/v1")
 
@@ -137,10 +139,30 @@ def delete_link(client_id: str, link_id: str) -> tuple[Response, int]:
     return _ok(links.delete_link(runtime().store, p, org, client_id, link_id))
 
 
+@bp.get("/invites/<token>")
+def get_invite(token: str) -> tuple[Response, int]:
+    rt = runtime()
+    policy = access.service(rt).policy
+    return _ok(invites.get_invite(rt.store, policy, principal(), token))
+
+
+@bp.post("/invites/<token>/proof")
+def prove_invite(token: str) -> tuple[Response, int]:
+    rt = runtime()
+    return _ok(invites.prove(rt.store, rt.settings, principal(), token, json_body()))
+
+
 @bp.post("/invites/<token>/accept")
 def accept_invite(token: str) -> tuple[Response, int]:
     rt = runtime()
-    return _ok(links.accept_invite(rt.store, rt.settings, principal(), token))
+    return _ok(invites.accept(rt.store, rt.settings, principal(), token))
+
+
+@bp.post("/invites/<token>/decline")
+def decline_invite(token: str) -> tuple[Response, int]:
+    rt = runtime()
+    body = json_body() if request.content_length else {}
+    return _ok(invites.decline(rt.store, rt.settings, principal(), token, body))
 
 
 @bp.post("/links/<link_id>/portal-access/revoke")

@@ -16,6 +16,7 @@ from api import (
     oauth,
     observability,
     openapi,
+    pages,
     problems,
 )
 from api.access import bp as access_bp
@@ -45,6 +46,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     app.register_blueprint(openapi.bp)
     app.register_blueprint(compliance_bp)
     app.register_blueprint(access_bp)
+    pages.init_app(app)
     health.init_app(app)
     metrics.init_app(app)
     observability.init_app(app)

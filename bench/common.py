@@ -31,6 +31,9 @@ function done(summary, latency, requests)
 end
 """
 
+#: The care receivers' date of birth: the caregiver proves it before accepting.
+BENCH_BIRTH_DATE = "1980-01-01"
+
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
@@ -90,7 +93,11 @@ class Practice:
     def active_grant(self) -> tuple[str, str, str]:
         """A caregiver with active portal access: (admin token, caregiver token, receiver id)."""
         admin = self.sign_in(f"provider:{self.provider_id}", "dr@bench.test")
-        receiver = self.post("/v1/clients", {"first_name": "Sam", "client_type": "adult"}, admin)
+        receiver = self.post(
+            "/v1/clients",
+            {"first_name": "Sam", "client_type": "adult", "birth_date": BENCH_BIRTH_DATE},
+            admin,
+        )
         caregiver = self.post(
             "/v1/clients",
             {"first_name": "Jenna", "client_type": "adult", "email": "jenna@bench.test"},
@@ -106,7 +113,9 @@ class Practice:
             admin,
         )
         token = self.sign_in(f"client:{caregiver['id']}", "jenna@bench.test")
-        self.post(f"/v1/invites/{link['dev_invite_token']}/accept", {}, token)
+        invite = link["dev_invite_token"]
+        self.post(f"/v1/invites/{invite}/proof", {"birth_date": BENCH_BIRTH_DATE}, token)
+        self.post(f"/v1/invites/{invite}/accept", {}, token)
         return admin, token, receiver["id"]
 
     def close(self) -> None:

@@ -34,7 +34,7 @@ from typing import Any
 
 import requests
 
-from bench.common import AUDIENCE, WRK_REPORT, free_port, practice
+from bench.common import AUDIENCE, BENCH_BIRTH_DATE, WRK_REPORT, free_port, practice
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = {
@@ -119,7 +119,12 @@ class Client:
     def family(self) -> dict[str, str]:
         """A care receiver, a caregiver with active portal access, a card each."""
         admin = self.sign_in(f"provider:{self.fixture['provider']}", self.fixture["email"])
-        sam = self.call("POST", "/v1/clients", admin, {"first_name": "Sam", "client_type": "adult"})
+        sam = self.call(
+            "POST",
+            "/v1/clients",
+            admin,
+            {"first_name": "Sam", "client_type": "adult", "birth_date": BENCH_BIRTH_DATE},
+        )
         jenna = self.call(
             "POST",
             "/v1/clients",
@@ -137,7 +142,11 @@ class Client:
             },
         )
         caregiver = self.sign_in(f"client:{jenna['id']}", "jenna@bench.test")
-        self.call("POST", f"/v1/invites/{link['dev_invite_token']}/accept", caregiver, {})
+        invite = link["dev_invite_token"]
+        self.call(
+            "POST", f"/v1/invites/{invite}/proof", caregiver, {"birth_date": BENCH_BIRTH_DATE}
+        )
+        self.call("POST", f"/v1/invites/{invite}/accept", caregiver, {})
         self.call(
             "POST",
             f"/v1/clients/{sam['id']}/payment-methods",

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from authz.accounts import orgs
+from authz.base import clock
 from authz.oauth import identity, oauth_clients
 from authz.oauth.oauth_clients import SERVICE_SCOPES, TOKEN_EXCHANGE
 from authz.policy.grants import CLIENT_SCOPES
@@ -166,11 +167,32 @@ class Api:
         caregiver = self.client("Jenna", "adult", caregiver_email)
         link = self.link(receiver, caregiver["id"], relationship, portal=True, **extra)
         token = self.sign_in(f"client:{caregiver['id']}", caregiver_email)
-        accepted = self.ok(
-            "POST", f"/v1/invites/{link['dev_invite_token']}/accept", {}, token=token
-        )
+        accepted = self.accept(link["dev_invite_token"], token)
         assert accepted["portal_access"]["status"] == "active"
         return link, token
+
+    def birth_date(self, client_id: str) -> str:
+        """The client's recorded date of birth; one consistent with its type is recorded first
+        when there is none (the caregiver's proof of relationship needs it)."""
+        found = self.ok("GET", f"/v1/clients/{client_id}")
+        if found.get("birth_date"):
+            return str(found["birth_date"])
+        today = clock.now().date()
+        years = 40 if found["client_type"] == "adult" else 10
+        born = today.replace(year=today.year - years, day=1).isoformat()
+        self.ok("PATCH", f"/v1/clients/{client_id}", {"birth_date": born})
+        return born
+
+    def prove(self, invite: str, token: str) -> None:
+        """The caregiver's proof of relationship: the care receiver's date of birth."""
+        view = self.ok("GET", f"/v1/invites/{invite}", token=token)
+        born = self.birth_date(view["care_receiver"]["id"])
+        self.ok("POST", f"/v1/invites/{invite}/proof", {"birth_date": born}, token=token)
+
+    def accept(self, invite: str, token: str) -> dict[str, Any]:
+        """Prove the relationship, then accept the invite (as its caregiver)."""
+        self.prove(invite, token)
+        return self.ok("POST", f"/v1/invites/{invite}/accept", {}, token=token)
 
     # -- store snapshots (to prove a refused request changed nothing) ---------------------------
 

@@ -202,7 +202,7 @@ def test_accepting_the_invite_activates_and_it_is_single_use(api: Api) -> None:
     jenna = api.client("Jenna", "adult", "jenna@x.test")
     link = api.link(sam["id"], jenna["id"], portal=True)
     token = api.sign_in(f"client:{jenna['id']}", "jenna@x.test")
-    accepted = api.ok("POST", f"/v1/invites/{link['dev_invite_token']}/accept", {}, token=token)
+    accepted = api.accept(link["dev_invite_token"], token)
     assert accepted["portal_access"]["status"] == "active"
     assert accepted["portal_access"]["activated_at"]
     before = api.snapshot()

@@ -152,7 +152,7 @@ def test_audit_verify_passes_then_catches_an_edit(tmp_path: Path) -> None:
 
 def test_demo_tells_the_whole_story(tmp_path: Path) -> None:
     out = run(tmp_path, "demo").stdout
-    assert "accepts the invite: portal access is now active" in out
+    assert "date of birth) and accepts: portal access is now active" in out
     assert '"authz_via": "delegation"' in out and '"act": {"sub": "client:cli_' in out
     assert '"authz_via": "shared_email"' in out
     assert "a delegated token cannot be exchanged again" in out

@@ -65,7 +65,7 @@ def _family(api: Api, level: str | None = None, **portal: Any) -> dict[str, Any]
         {"client_id": carlos["id"], "relationship": "caregiver", "portal_access": access},
     )
     own = api.sign_in(f"client:{carlos['id']}", "carlos@x.test")
-    api.ok("POST", f"/v1/invites/{link['dev_invite_token']}/accept", {}, token=own)
+    api.accept(link["dev_invite_token"], own)
     return {"mia": mia, "carlos": carlos, "link": link, "own": own}
 
 
@@ -316,7 +316,7 @@ def _family_again(api: Api, f: dict[str, Any]) -> dict[str, Any]:
     """The same grant enabled again and accepted: a new grant on the same link."""
     path = f"/v1/clients/{f['mia']['id']}/links/{f['link']['id']}"
     again = api.ok("PATCH", path, {"portal_access": {"enabled": True, "acknowledgement": ACK}})
-    api.ok("POST", f"/v1/invites/{again['dev_invite_token']}/accept", {}, token=f["own"])
+    api.accept(again["dev_invite_token"], f["own"])
     return again
 
 

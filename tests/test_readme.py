@@ -38,6 +38,7 @@ EXPECTED = (
         "wrote review.html",
         "DECISION  DENY",
     ),
+    ('["client","expires_at","url"]',),
 )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.spec.common import nullable, obj, operation, query_param, ref
+from api.spec.common import PAGE_PARAMS, nullable, obj, operation, query_param, ref
 from authz.base.principals import VIA
 from authz.policy.vocabulary import ACTIONS, RELATIONS, RESOURCE_TYPES
 
@@ -88,7 +88,76 @@ _WHO = {
     ]
 }
 
+_PERSON = obj({"id": STR, "name": STR}, ("id",), closed=False)
+_GRANT = obj(
+    {
+        "link_id": STR,
+        "care_receiver": _PERSON,
+        "caregiver": _PERSON,
+        "relationship": STR,
+        "access_level": STR,
+        "status": STR,
+        "effective_status": nullable(STR),
+        "effective_reason": nullable(STR),
+        "ends_at": nullable(STR),
+        "revoked_reason": nullable(STR),
+        "can_end": {
+            "type": "boolean",
+            "description": "POST /v1/links/{link_id}/portal-access/revoke ends it",
+        },
+    },
+    ("link_id", "status", "can_end"),
+    closed=False,
+)
+
 SCHEMAS: dict[str, Any] = {
+    "MyAccess": obj(
+        {
+            "client_id": STR,
+            "can_act_as": {"type": "array", "items": ref("Account")},
+            "accounts": {
+                "type": "array",
+                "items": obj(
+                    {
+                        "client_id": STR,
+                        "name": STR,
+                        "client_type": STR,
+                        "via": STR,
+                        "who_can_act": {"type": "array", "items": ref("AccessPath")},
+                        "grants_on_me": {"type": "array", "items": _GRANT},
+                        "grants_i_hold": {"type": "array", "items": _GRANT},
+                    },
+                    ("client_id", "who_can_act", "grants_on_me", "grants_i_hold"),
+                    closed=False,
+                ),
+            },
+            "revision": REVISION,
+        },
+        ("client_id", "can_act_as", "accounts", "revision"),
+        closed=False,
+    ),
+    "Activity": obj(
+        {
+            "client_id": STR,
+            "items": {
+                "type": "array",
+                "items": obj(
+                    {
+                        "kind": {"enum": ["switch", "decision"]},
+                        "at": STR,
+                        "actor": STR,
+                        "actor_name": STR,
+                    },
+                    ("kind", "at", "actor"),
+                    closed=False,
+                ),
+            },
+            "next_cursor": nullable(STR),
+            "revision": REVISION,
+        },
+        ("client_id", "items", "next_cursor", "revision"),
+        closed=False,
+    ),
     "AccessResource": _RESOURCE,
     "Consistency": {
         "description": (
@@ -222,6 +291,35 @@ PATHS: dict[str, Any] = {
                     required=True,
                 )
             ],
+        ),
+    },
+    "/v1/access/my-access": {
+        "get": operation(
+            "myAccess",
+            "For a client's own token: the accounts it may act as, and for each of its own "
+            "accounts who else may act for it and the grants on both sides",
+            TAG,
+            (200, ref("MyAccess")),
+            errors=(400, 403),
+        ),
+    },
+    "/v1/access/activity": {
+        "get": operation(
+            "myActivity",
+            "Who acted for one of the caller's own accounts: every switch into it and every "
+            "decision taken with `act`, newest first, paged",
+            TAG,
+            (200, ref("Activity")),
+            parameters=[
+                query_param(
+                    "client",
+                    {"type": "string", "minLength": 1, "maxLength": 200},
+                    "One of the caller's own accounts (`cli_…`)",
+                    required=True,
+                ),
+                *PAGE_PARAMS,
+            ],
+            errors=(400, 403),
         ),
     },
 }

@@ -19,6 +19,21 @@ NAME = {"type": "string", "minLength": 1, "maxLength": 100, "pattern": r"\S"}
 CLIENT_ID = path_param("client_id", "Client id (`cli_…`)")
 CONTACT_ID = path_param("contact_id", "Contact id (`con_…`)")
 LINK_ID = path_param("link_id", "Link id (`lnk_…`)")
+INVITE_TOKEN = path_param("token", "The invite token from the email")
+_TERMS = {
+    "type": "array",
+    "description": "By resource type, as the engine decides with the policy files in force",
+    "items": obj(
+        {
+            "resource": STR,
+            "label": STR,
+            "actions": {"type": "array", "items": STR},
+            "verbs": {"type": "array", "items": STR},
+        },
+        ("resource", "actions"),
+        closed=False,
+    ),
+}
 
 
 def _list(item: str) -> dict[str, Any]:
@@ -201,6 +216,39 @@ SCHEMAS: dict[str, Any] = {
     "PaymentMethod": obj(
         {"id": STR, "client_id": STR, "label": STR, "revision": REVISION},
         ("id", "client_id", "label"),
+        closed=False,
+    ),
+    "Invite": obj(
+        {
+            "id": STR,
+            "status": {"enum": ["pending", "used", "declined", "cancelled", "expired", "locked"]},
+            "status_text": STR,
+            "practice": obj({"id": STR, "name": STR}, closed=False),
+            "invited_by": obj({"id": nullable(STR), "name": nullable(STR)}, closed=False),
+            "care_receiver": obj({"id": STR, "name": STR, "client_type": STR}, closed=False),
+            "caregiver": obj({"id": STR, "name": STR}, closed=False),
+            "relationship": STR,
+            "link_id": STR,
+            "access_level": STR,
+            "access_ends_at": TIME,
+            "expires_at": TIME,
+            "acknowledgement": nullable(STR),
+            "acknowledged_at": TIME,
+            "proved": BOOL,
+            "proof_attempts_left": {"type": "integer", "minimum": 0},
+            "may": _TERMS,
+            "may_not": _TERMS,
+        },
+        ("id", "status", "access_level", "may", "may_not"),
+        closed=False,
+    ),
+    "InviteProofRequest": obj(
+        {"birth_date": {"type": "string", "description": "The care receiver's, YYYY-MM-DD"}},
+        ("birth_date",),
+    ),
+    "InviteProof": obj(
+        {"proved": BOOL, "proof_attempts_left": {"type": "integer", "minimum": 0}},
+        ("proved",),
         closed=False,
     ),
     "GrantEnd": obj(
@@ -414,13 +462,51 @@ PATHS: dict[str, Any] = {
             errors=(400, 403, 404, 409),
         ),
     },
+    "/v1/invites/{token}": {
+        "parameters": [INVITE_TOKEN],
+        "get": operation(
+            "getInvite",
+            "The invite as its caregiver reads it: who invited, for whom, the access level and "
+            "what it allows (from the policy files), and its state; anyone else gets 403",
+            TAG,
+            (200, ref("Invite")),
+            errors=(400, 403, 404),
+        ),
+    },
+    "/v1/invites/{token}/proof": {
+        "parameters": [INVITE_TOKEN],
+        "post": operation(
+            "proveInvite",
+            "Proof of relationship: the care receiver's date of birth. A wrong answer is a 400 "
+            "that says how many tries are left; the fifth locks the invite (410) and tells the "
+            "provider; every attempt is audited",
+            TAG,
+            (200, ref("InviteProof")),
+            body=ref("InviteProofRequest"),
+            errors=(400, 403, 404, 409, 410),
+        ),
+    },
     "/v1/invites/{token}/accept": {
-        "parameters": [path_param("token", "The invite token from the email")],
+        "parameters": [INVITE_TOKEN],
         "post": operation(
             "acceptInvite",
-            "The caregiver, signed in as themselves, accepts portal access",
+            "The caregiver, signed in as themselves and having proved the relationship (else "
+            "409), accepts portal access; the provider and an adult care receiver are emailed",
             TAG,
             (200, _written("Link")),
+            errors=(400, 403, 404, 409, 410),
+        ),
+    },
+    "/v1/invites/{token}/decline": {
+        "parameters": [INVITE_TOKEN],
+        "post": operation(
+            "declineInvite",
+            "The caregiver declines, with an optional reason: the offered access ends; the "
+            "provider and an adult care receiver are emailed",
+            TAG,
+            (200, _written("Link")),
+            body=ref("GrantEnd"),
+            body_required=False,
             errors=(400, 403, 404, 410),
         ),
     },

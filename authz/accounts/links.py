@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
-from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import or_, select
@@ -23,14 +22,11 @@ from authz.base.errors import (
     Conflict,
     EntitlementRequired,
     Forbidden,
-    Gone,
     NotFound,
     ValidationFailed,
 )
 from authz.base.principals import Principal
 from authz.policy import grants
-from authz.policy import recertification as recertification_rules
-from authz.store import refusals
 from authz.store.db import Store, WriteTxn
 from authz.store.models import (
     ACCESS_LEVELS,
@@ -733,65 +729,3 @@ def end(
         link_view(link) | {"ended_by_role": role},
         [link.original_client_id, link.linked_client_id],
     )
-
-
-def accept_invite(
-    store: Store, settings: Settings, principal: Principal, token: str
-) -> dict[str, Any]:
-    """The caregiver, signed in as themselves, accepts: the grant becomes active.
-    A refused acceptance (replayed, withdrawn, expired, someone else's) is audited."""
-    try:
-        return _accept_invite(store, settings, principal, token)
-    except (NotFound, Forbidden, Gone) as exc:
-        refusals.record(
-            store,
-            "invite.refused",
-            principal.label,
-            principal.org_id,
-            {"reason": exc.detail, "client_id": principal.client_id},
-            [principal.id] if principal.kind == "client" else None,
-        )
-        raise
-
-
-def _accept_invite(
-    store: Store, settings: Settings, principal: Principal, token: str
-) -> dict[str, Any]:
-    if principal.kind != "client" or principal.via == "delegation":
-        raise Forbidden("accept the invite signed in as yourself, not as another account")
-    with store.write(principal.label, principal.org_id) as txn:
-        invite = txn.session.scalar(
-            select(Invite).where(Invite.token_hash == hash_invite_token(token or ""))
-        )
-        link = txn.session.get(Link, invite.link_id) if invite else None
-        if invite is None or link is None or link.org_id != principal.org_id:
-            raise NotFound("this invite is not valid")
-        if invite.client_id != principal.id:
-            raise Forbidden("this invite was sent to another client")
-        if invite.used_at is not None:
-            raise Gone("this invite was already used")
-        if invite.cancelled_at is not None or link.portal_status != "pending":
-            raise Gone("this invite was withdrawn")
-        if clock.aware(invite.expires_at) <= clock.now():  # type: ignore[operator]
-            raise Gone("this invite has expired; ask the practice for a new one")
-        receiver = txn.session.get(Client, link.original_client_id)
-        caregiver = txn.session.get(Client, link.linked_client_id)
-        assert receiver is not None and caregiver is not None
-        as_if_active = replace(grant_facts(link, receiver, caregiver), status="active")
-        state = grants.effective_state(as_if_active, clock.now(), settings.majority_age)
-        if not state.usable:
-            raise Gone(f"this invite can no longer be used: {state.reason}")
-        before = link_view(link)
-        invite.used_at = clock.now()
-        link.portal_status, link.activated_at = "active", clock.now()
-        # The first review is due one policy period after the caregiver accepted.
-        link.review_by = link.activated_at + recertification_rules.policy().period
-        link.grant_version += 1
-        txn.record(
-            "grant.activated",
-            link.id,
-            before,
-            link_view(link),
-            [link.original_client_id, link.linked_client_id],
-        )
-    return link_view(link, principal.id) | {"revision": str(txn.revision)}

@@ -11,6 +11,10 @@ from typing import Any
 
 #: RFC 9068 tokens here never live longer than this, whatever the configuration says.
 MAX_TOKEN_TTL = 900
+#: The hosted pages' client at the development issuer: the audience of its ID tokens.
+DEV_PAGES_CLIENT = "authz-dev"
+DEV_PAGES_SECRET = "development-pages-secret"
+DEV_SESSION_SECRET = "development-session-secret: never used outside development mode"
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,14 @@ class Settings:
     audit_retention_days: int = 6 * 366
     rate_limit: str | None = None
     rate_limit_storage: str = "memory://"
+    #: The hosted pages' sign-in: an OpenID Connect issuer (its discovery document), the
+    #: service's own client there, and the page session. In development mode they default to
+    #: the built-in development issuer; elsewhere, pages cannot sign in until they are set.
+    pages_issuer: str | None = None
+    pages_client_id: str = ""
+    pages_client_secret: str | None = None
+    pages_session_ttl: int = 15 * 60
+    session_secret: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -69,16 +81,21 @@ class Settings:
         ttl = read.integer("AUTHZ_TOKEN_TTL", MAX_TOKEN_TTL, low=1)
         default = cls()
         dev_mode = _truthy(env.get("AUTHZ_DEV_MODE"))
+        issuer = read.url("AUTHZ_ISSUER", default.issuer)
+        # Development mode signs pages in through the built-in issuer, with fixed secrets that
+        # only development uses (several workers must agree on them).
+        pages_issuer = read.url("AUTHZ_PAGES_ISSUER", default.dev_issuer if dev_mode else None)
+        dev_pages = dev_mode and pages_issuer == default.dev_issuer
         return cls(
             database_url=database_url(env.get("AUTHZ_DATABASE_URL") or default_database_url()),
-            issuer=read.url("AUTHZ_ISSUER", default.issuer),
+            issuer=issuer,
             dev_mode=dev_mode,
             token_ttl=min(ttl, MAX_TOKEN_TTL),
             invite_ttl=read.integer("AUTHZ_INVITE_TTL", default.invite_ttl, low=60),
             majority_age=read.integer("AUTHZ_MAJORITY_AGE", default.majority_age, low=1),
             smtp_url=read.url("AUTHZ_SMTP_URL", None, SMTP_SCHEMES),
             mail_from=env.get("AUTHZ_MAIL_FROM", default.mail_from),
-            portal_url=read.url("AUTHZ_PORTAL_URL", default.portal_url),
+            portal_url=read.url("AUTHZ_PORTAL_URL", issuer.rstrip("/") + "/portal"),
             trusted_issuers=read.issuers("AUTHZ_TRUSTED_ISSUERS"),
             pool_timeout=read.number("AUTHZ_POOL_TIMEOUT", default.pool_timeout),
             statement_timeout_ms=read.integer(
@@ -90,6 +107,17 @@ class Settings:
             ),
             rate_limit=env.get("AUTHZ_RATE_LIMIT") or None,
             rate_limit_storage=env.get("AUTHZ_RATE_LIMIT_STORAGE") or default.rate_limit_storage,
+            pages_issuer=pages_issuer,
+            pages_client_id=DEV_PAGES_CLIENT
+            if dev_pages
+            else env.get("AUTHZ_PAGES_CLIENT_ID", ""),
+            pages_client_secret=env.get("AUTHZ_PAGES_CLIENT_SECRET")
+            or (DEV_PAGES_SECRET if dev_pages else None),
+            pages_session_ttl=min(
+                read.integer("AUTHZ_PAGES_SESSION_TTL", default.pages_session_ttl, low=60), 3600
+            ),
+            session_secret=env.get("AUTHZ_SESSION_SECRET")
+            or (DEV_SESSION_SECRET if dev_mode else None),
         )
 
 

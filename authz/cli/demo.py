@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from authz.accounts import clients, links, orgs, payments
+from authz.accounts import clients, invites, links, orgs, payments
 from authz.base.principals import ADMIN_SCOPE, Principal
 from authz.oauth import oauth_clients
 from authz.service.runtime import Runtime
@@ -40,6 +40,8 @@ def ensure_demo_org(rt: Runtime, creds_file: Path) -> dict[str, Any]:
         creds = seed_practice(rt)
     if "family" not in creds:
         creds["family"] = seed_family(rt, creds)
+    if "invite_url" not in creds:
+        creds.update(ensure_demo_invites(rt, creds["org_id"], creds["provider_id"]))
     creds["url"] = rt.settings.issuer.rstrip("/")
     creds["database_url"] = rt.settings.database_url
     write_demo_files(creds, creds_file)
@@ -87,7 +89,7 @@ def seed_family(rt: Runtime, practice: dict[str, Any]) -> dict[str, Any]:
     sam = client("Sam", "minor", None, f"{eleven}-05-01")
     alex = client("Alex", "adult", SHARED_EMAIL)
     casey = client("Casey", "adult", SHARED_EMAIL)
-    link = grant_portal_access(rt, practice, receiver=sam, caregiver=jenna)
+    link = grant_portal_access(rt, practice, receiver=sam, caregiver=jenna, born=f"{eleven}-05-01")
     for owner, pm, label in (
         (jenna, "pm_demo_jenna_visa", "Jenna's Visa"),
         (sam, "pm_demo_sam_hsa", "Sam's HSA card"),
@@ -109,10 +111,11 @@ def seed_family(rt: Runtime, practice: dict[str, Any]) -> dict[str, Any]:
 
 
 def grant_portal_access(
-    rt: Runtime, practice: dict[str, Any], receiver: str, caregiver: str
+    rt: Runtime, practice: dict[str, Any], receiver: str, caregiver: str, born: str
 ) -> str:
     """Dr. Lee links the caregiver as the receiver's parent with full portal access; the
-    caregiver accepts the invite (development mode hands its token back). The link's id."""
+    caregiver proves the relationship (the receiver's date of birth, `born`) and accepts the
+    invite (development mode hands its token back). The link's id."""
     org_id = practice["org_id"]
     doctor = Principal("provider", practice["provider_id"], org_id, frozenset({ADMIN_SCOPE}))
     made = links.create_link(
@@ -130,10 +133,57 @@ def grant_portal_access(
             },
         },
     )
-    links.accept_invite(
-        rt.store, rt.settings, Principal("client", caregiver, org_id), made["dev_invite_token"]
-    )
+    jenna = Principal("client", caregiver, org_id)
+    token = made["dev_invite_token"]
+    invites.prove(rt.store, rt.settings, jenna, token, {"birth_date": born})
+    invites.accept(rt.store, rt.settings, jenna, token)
     return str(made["id"])
+
+
+#: The demo caregiver's two invites: Mia (a minor) and Luis (an adult), with the dates of birth
+#: that prove the relationship.
+MIA_BORN = "2016-04-09"
+LUIS_BORN = "1948-09-12"
+CAREGIVER = "carlos@demo.example"
+
+
+def ensure_demo_invites(rt: Runtime, org_id: str, provider_id: str) -> dict[str, Any]:
+    """Carlos is invited to help with Mia's account (full access) and Luis's (billing): the
+    invite links the README's browser story opens (development mode writes them to demo.json)."""
+    from authz.accounts import links
+    from authz.base.principals import ADMIN_SCOPE, Principal
+
+    lee = Principal(kind="provider", id=provider_id, org_id=org_id, scopes=frozenset({ADMIN_SCOPE}))
+
+    def person(first: str, kind: str, born: str | None, email: str | None) -> str:
+        data = {"first_name": first, "last_name": "Rivera", "client_type": kind}
+        data.update({k: v for k, v in (("birth_date", born), ("email", email)) if v})
+        return str(clients.create_client(rt.store, ACTOR, org_id, data)["id"])
+
+    mia = person("Mia", "minor", MIA_BORN, None)
+    luis = person("Luis", "adult", LUIS_BORN, "luis@demo.example")
+    carlos = person("Carlos", "adult", None, CAREGIVER)
+    portal = rt.settings.portal_url.rstrip("/")
+    out: dict[str, Any] = {"caregiver_email": CAREGIVER}
+    for name, receiver, relationship, level, born, ack in (
+        ("invite", mia, "parent", "full", MIA_BORN, "Carlos is Mia's father: full access."),
+        ("second_invite", luis, "caregiver", "billing", LUIS_BORN, "Carlos pays Luis's bills."),
+    ):
+        link = links.create_link(
+            rt.store,
+            rt.settings,
+            lee,
+            org_id,
+            receiver,
+            {
+                "client_id": carlos,
+                "relationship": relationship,
+                "portal_access": {"enabled": True, "access_level": level, "acknowledgement": ack},
+            },
+        )
+        out[f"{name}_url"] = f"{portal}/invites/{link['dev_invite_token']}"
+        out[f"{name}_birth_date"] = born
+    return out
 
 
 #: demo.env's names for the values the README's examples use.

@@ -26,6 +26,8 @@ from authz.tokens import keys
 AUDIENCE = "https://portal.demo.example"
 ID_TOKEN = "urn:ietf:params:oauth:token-type:id_token"
 ACCESS = "urn:ietf:params:oauth:token-type:access_token"
+#: Luis's date of birth as the practice recorded it: Jenna's proof of relationship.
+LUIS_BORN = "1948-09-12"
 
 
 class Story:
@@ -178,6 +180,7 @@ class Story:
                 "first_name": "Luis",
                 "last_name": "Rivera",
                 "client_type": "adult",
+                "birth_date": LUIS_BORN,
                 "email": "luis@rivera.example",
             },
         )
@@ -212,12 +215,17 @@ class Story:
         mails = self.call("GET", "/v1/outbox", doctor)["items"]
         self.say("Two emails wait in the outbox for Jenna:", [m["subject"] for m in mails])
         jenna_token = self.sign_in(f"client:{jenna['id']}", "jenna@rivera.example")
-        accepted = self.call(
-            "POST", f"/v1/invites/{link['dev_invite_token']}/accept", jenna_token, {}
-        )
+        invite = link["dev_invite_token"]
+        offered = self.call("GET", f"/v1/invites/{invite}", jenna_token)
         self.say(
-            "Jenna signs in and accepts the invite: portal access is now "
-            f"{accepted['portal_access']['status']}."
+            "Jenna signs in and opens the invite: what it lets her do comes from the policy files.",
+            {"may": [g["label"] for g in offered["may"]], "status": offered["status"]},
+        )
+        self.call("POST", f"/v1/invites/{invite}/proof", jenna_token, {"birth_date": LUIS_BORN})
+        accepted = self.call("POST", f"/v1/invites/{invite}/accept", jenna_token, {})
+        self.say(
+            "She proves the relationship (Luis's date of birth) and accepts: portal access is "
+            f"now {accepted['portal_access']['status']}."
         )
         toggled = self.exchange(jenna_token, f"client:{sam['id']}").get_json()
         claims = jwt.decode(toggled["access_token"], options={"verify_signature": False})

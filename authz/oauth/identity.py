@@ -126,7 +126,12 @@ def verify_id_token(token: str, settings: Settings, dev_keys: KeyRing | None) ->
 
 
 def mint_dev_id_token(
-    settings: Settings, dev_keys: KeyRing, email: str, verified: bool = True, sub: str | None = None
+    settings: Settings,
+    dev_keys: KeyRing,
+    email: str,
+    verified: bool = True,
+    sub: str | None = None,
+    nonce: str | None = None,
 ) -> str:
     """An ID token from the built-in development issuer (development mode only)."""
     if not settings.dev_mode:
@@ -144,7 +149,7 @@ def mint_dev_id_token(
         "exp": now + ID_TOKEN_TTL,
         "email": email,
         "email_verified": verified,
-        "nonce": secrets.token_urlsafe(8),
+        "nonce": nonce or secrets.token_urlsafe(8),
         "auth_time": int(time.time()),
     }
     return jwt.encode(

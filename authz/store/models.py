@@ -184,6 +184,11 @@ class Invite(Base):
     expires_at: Mapped[dt.datetime]
     used_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
     cancelled_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    #: Wrong answers to the proof of relationship; the fifth locks the invite.
+    proof_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    proved_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    locked_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    declined_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
 
 
 class PaymentMethod(Base):

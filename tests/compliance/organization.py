@@ -24,7 +24,7 @@ ACK = "I confirm the access is intended."
 
 def _accept(api: Api, link: dict[str, Any], caregiver: str, email: str) -> None:
     token = api.sign_in(f"client:{caregiver}", email)
-    api.ok("POST", f"/v1/invites/{link['dev_invite_token']}/accept", {}, token=token)
+    api.accept(link["dev_invite_token"], token)
 
 
 def _family(api: Api, i: int) -> dict[str, Any]:

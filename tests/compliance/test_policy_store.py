@@ -38,7 +38,7 @@ def family(api: Api) -> dict[str, str]:
         },
     }
     billing = api.ok("POST", f"/v1/clients/{gus}/links", body)
-    api.ok("POST", f"/v1/invites/{billing['dev_invite_token']}/accept", {}, token=jenna_token)
+    api.accept(billing["dev_invite_token"], jenna_token)
     omar = api.client("Omar", "adult", "omar@x.test")["id"]
     pat = api.client("Pat", "adult", "pat@x.test")["id"]
     api.link(omar, pat, "spouse", portal=True)  # pending: gives nothing

@@ -32,23 +32,13 @@ def scene(api: Api) -> dict[str, Any]:
     jenna = link["linked_client_id"]
     teen = api.client("Theo", "minor", birth_date="2012-06-01")
     teen_link = api.link(teen["id"], jenna, "parent", portal=True)
-    api.ok(
-        "POST",
-        f"/v1/invites/{teen_link['dev_invite_token']}/accept",
-        {},
-        token=api.sign_in(f"client:{jenna}", "jenna@family.test"),
-    )
+    api.accept(teen_link["dev_invite_token"], api.sign_in(f"client:{jenna}", "jenna@family.test"))
     # A corrected birth date: the minor on record is in fact of age, the grant still recorded.
     api.ok("PATCH", f"/v1/clients/{teen['id']}", {"birth_date": "2000-06-01"})
     soon = (clock.now() + dt.timedelta(days=25)).isoformat()
     gran = api.client("Gran", "adult")
     gran_link = api.link(gran["id"], jenna, "caregiver", portal=True)
-    api.ok(
-        "POST",
-        f"/v1/invites/{gran_link['dev_invite_token']}/accept",
-        {},
-        token=api.sign_in(f"client:{jenna}", "jenna@family.test"),
-    )
+    api.accept(gran_link["dev_invite_token"], api.sign_in(f"client:{jenna}", "jenna@family.test"))
     api.ok(
         "PATCH",
         f"/v1/clients/{gran['id']}/links/{gran_link['id']}",

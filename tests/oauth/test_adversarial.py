@@ -32,7 +32,7 @@ def test_re_delegation_is_refused(live: Live) -> None:
     mum = live.api.client("Maria", "adult", "maria@x.test")
     mum_link = live.api.link(grandma["id"], mum["id"], "parent", portal=True)
     mum_token = live.sign_in(f"client:{mum['id']}", "maria@x.test")
-    live.api.ok("POST", f"/v1/invites/{mum_link['dev_invite_token']}/accept", {}, token=mum_token)
+    live.api.accept(mum_link["dev_invite_token"], mum_token)
     _, jenna_token = live.api.grant(mum["id"], "jenna@x.test")
     as_mum = live.exchange(jenna_token, f"client:{mum['id']}")["access_token"]
     before = live.api.snapshot()
@@ -203,7 +203,7 @@ def test_a_replayed_invite_is_refused_and_audited(live: Live) -> None:
     link = live.api.link(receiver["id"], caregiver["id"], "parent", portal=True)
     token = live.sign_in(f"client:{caregiver['id']}", "jenna@x.test")
     invite = link["dev_invite_token"]
-    live.api.ok("POST", f"/v1/invites/{invite}/accept", {}, token=token)
+    live.api.accept(invite, token)
     before = live.api.snapshot()
     r = live.api.call("POST", f"/v1/invites/{invite}/accept", {}, token=token)
     assert r.status_code == 410 and "already used" in r.get_json()["detail"]

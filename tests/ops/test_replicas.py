@@ -151,6 +151,8 @@ class Pair:
     caregiver_token: str
     link: str
     stable: bool
+    #: The receiver's date of birth, which the caregiver proves before each acceptance.
+    birth_date: str = "1980-01-01"
     #: (monotonic time the revoke returned, time the re-grant was sent or None), in order.
     revocations: list[list[float | None]] = field(default_factory=list)
 
@@ -228,7 +230,7 @@ def test_two_replicas_never_allow_after_a_revoke_returned(
     api, servers = replicas
     pairs = []
     for i in range(STABLE + CHURNING):
-        receiver = api.client(f"R{i}", "adult", f"r{i}@x.test")["id"]
+        receiver = api.client(f"R{i}", "adult", f"r{i}@x.test", birth_date="1980-01-01")["id"]
         link, token = api.grant(receiver, f"c{i}@x.test")
         pairs.append(Pair(receiver, link["linked_client_id"], token, link["id"], i < STABLE))
     admin = {"Authorization": f"Bearer {api.provider_token()}"}
@@ -281,8 +283,18 @@ def test_two_replicas_never_allow_after_a_revoke_returned(
                 errors.append(f"re-grant: {r.status_code} {r.text[:200]}")
                 return
             pair.link = r.json()["id"]
+            invite = r.json()["dev_invite_token"]
+            proved = http.post(
+                f"{via}/v1/invites/{invite}/proof",
+                json={"birth_date": pair.birth_date},
+                headers={"Authorization": f"Bearer {pair.caregiver_token}"},
+                timeout=10,
+            )
+            if proved.status_code != 200:
+                errors.append(f"proof: {proved.status_code} {proved.text[:200]}")
+                return
             accepted = http.post(
-                f"{via}/v1/invites/{r.json()['dev_invite_token']}/accept",
+                f"{via}/v1/invites/{invite}/accept",
                 json={},
                 headers={"Authorization": f"Bearer {pair.caregiver_token}"},
                 timeout=10,

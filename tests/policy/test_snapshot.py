@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import delete, update
 
-from authz.accounts import clients, links, payments
+from authz.accounts import clients, payments
 from authz.base.config import Settings
 from authz.base.principals import Principal
 from authz.policy import facts as facts_module
@@ -24,7 +24,7 @@ from authz.store import migrate
 from authz.store.db import Store, make_engine
 from authz.store.models import AuditEvent
 from tests.policy.test_store_facts import (
-    SETTINGS,
+    accept_invite,
     family,
     revoke_portal_access,
     verify_email,
@@ -83,7 +83,7 @@ def read_store(store: Store) -> FactIndex:
 def changes_after_the_snapshot(store: Store, ids: dict[str, str]) -> list[str]:
     """Accept the grant, verify both emails, add a client and a card, revoke nothing."""
     jenna = Principal(kind="client", id=ids["jenna"], org_id=ids["org"])
-    links.accept_invite(store, SETTINGS, jenna, ids["invite"])
+    accept_invite(store, jenna, ids["invite"])
     verify_email(store, ids["org"], ids["jenna"])
     verify_email(store, ids["org"], ids["sam"])
     lee = Principal(kind="provider", id=ids["prv"], org_id=ids["org"])

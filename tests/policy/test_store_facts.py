@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from authz.accounts import clients, links, orgs, payments
+from authz.accounts import clients, invites, links, orgs, payments
 from authz.base.config import Settings
 from authz.base.principals import Principal
 from authz.policy.decision_log import DecisionLog, DecisionLogUnavailable, decision_hash
@@ -31,6 +31,12 @@ def verify_email(store: Store, org_id: str, client_id: str) -> None:
         assert client is not None
         client.email_verified = True
         txn.record("client.email_verified", client_id, None, {"email_verified": True}, [client_id])
+
+
+def accept_invite(store: Store, caregiver: Principal, token: str) -> None:
+    """The caregiver proves the relationship (Sam's date of birth) and accepts."""
+    invites.prove(store, SETTINGS, caregiver, token, {"birth_date": "2016-03-01"})
+    invites.accept(store, SETTINGS, caregiver, token)
 
 
 def family(store: Store, sam_email: str = "sam@example.org") -> dict[str, str]:
@@ -107,7 +113,7 @@ def test_grant_lifecycle_is_seen_incrementally(store: Store) -> None:
     assert not pay(engine, ids, "pm_sam")  # pending
 
     jenna = Principal(kind="client", id=ids["jenna"], org_id=ids["org"])
-    links.accept_invite(store, SETTINGS, jenna, ids["invite"])
+    accept_invite(store, jenna, ids["invite"])
     facts.ensure_fresh(store)
     assert facts.last_refresh["link"] == 1 and facts.last_refresh["pm"] == 0
     assert pay(engine, ids, "pm_sam")
@@ -206,9 +212,8 @@ def test_unknown_subjects_do_not_grow_memory() -> None:
 
 def test_minor_grant_ends_at_majority_without_a_write(store: Store) -> None:
     ids = family(store)
-    links.accept_invite(
-        store, SETTINGS, Principal(kind="client", id=ids["jenna"], org_id=ids["org"]), ids["invite"]
-    )
+    jenna = Principal(kind="client", id=ids["jenna"], org_id=ids["org"])
+    accept_invite(store, jenna, ids["invite"])
     facts = FactIndex.load(store)
     later = dt.datetime(2034, 3, 2, tzinfo=dt.UTC)
     assert pay(Engine(POLICY, facts), ids, "pm_sam")
@@ -252,9 +257,7 @@ def test_a_full_load_reads_times_and_dates_as_each_store_hands_them(store: Store
             },
         },
     )
-    links.accept_invite(
-        store, SETTINGS, Principal(kind="client", id=jenna, org_id=org), link["dev_invite_token"]
-    )
+    accept_invite(store, Principal(kind="client", id=jenna, org_id=org), link["dev_invite_token"])
     facts = FactIndex.load(store)
     i = facts.link_index(link["id"])
     assert i is not None

@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from authz.compliance.policy_review import probe
 from authz.compliance.policy_review.sources import POLICIES_NAME, PolicyFiles, snapshot
-from authz.policy import location, recertification, vocabulary
+from authz.policy import location, probe, recertification, vocabulary
 from authz.policy.engine import (
     KNOWN_EFFECT,
     KNOWN_MATCHER,

@@ -12,8 +12,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from authz.compliance.policy_review import live, probe
-from authz.policy import vocabulary
+from authz.compliance.policy_review import live
+from authz.policy import probe, vocabulary
 from authz.policy.engine import Engine, PolicySet
 
 #: Who holds each relation, in a reviewer's words, and what one of them is counted as.

@@ -10,8 +10,7 @@ from __future__ import annotations
 import sys
 from collections import defaultdict
 
-from authz.compliance.policy_review import probe
-from authz.policy import vocabulary
+from authz.policy import probe, vocabulary
 from authz.policy.engine import POLICY_DIR, PolicySet
 
 README = POLICY_DIR / "README.md"
