@@ -28,10 +28,9 @@ from api.metrics import worker_exit
 from api.observability import configure_logging
 
 GRACEFUL_TIMEOUT = 20
-#: Python threads a worker runs requests on. One: every request needs the GIL for nearly all of
-#: its time, so a second thread only adds switching (granian queues requests in Rust while the
-#: thread is busy). Two kept a worker answering while one request waited on the store, at
-#: (measured with `python -m bench http_checks`) no loss worth the risk of a stalled worker.
+#: Python threads a worker runs requests on (granian queues the rest in Rust). Two, not one:
+#: a request waiting on the store (a lock, a slow query) then does not stall every other request
+#: of its worker. Nearly all of a request's time needs the GIL, so more only add switching.
 BLOCKING_THREADS = 2
 log = logging.getLogger("authz.server")
 

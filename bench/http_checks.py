@@ -461,9 +461,10 @@ def main(argv: list[str] | None = None) -> int:
             }
             assert client.call("POST", "/v1/access/check", fam["service"], item)["allowed"]
             auth = f"Bearer {fam['service']}"
-            basic = "Basic " + base64.b64encode(
-                f"{fixture['client_id']}:{fixture['secret']}".encode()
-            ).decode()
+            basic = (
+                "Basic "
+                + base64.b64encode(f"{fixture['client_id']}:{fixture['secret']}".encode()).decode()
+            )
             one, many = json.dumps(item), json.dumps({"checks": page(item, a.batch)})
             form = "application/x-www-form-urlencoded"
             plan: dict[str, tuple[str, str, str, str, str]] = {
