@@ -168,3 +168,37 @@ def test_a_graceful_stop_writes_every_decision_it_answered(
     finally:
         server.stop()
     assert logged() - before == sum(answered)
+
+
+def test_a_worker_that_dies_is_replaced(
+    api: Api, settings_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A worker killed outright (out of memory, a crash) is replaced; the server keeps serving."""
+    import os
+    import time
+
+    server = Server(_env(settings_env, tmp_path), workers=2)
+    try:
+        server.wait_ready()
+        children = Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children")
+        workers = {int(pid) for pid in children.read_text().split()}
+        assert len(workers) == 2
+        victim = min(workers)
+        os.kill(victim, signal.SIGKILL)
+        server.wait_for_line(lambda line: "Respawning worker-" in line, 20)
+
+        def replaced() -> bool:
+            now = {int(pid) for pid in children.read_text().split()}
+            return len(now) == 2 and victim not in now
+
+        deadline = time.monotonic() + 30
+        while not replaced():
+            assert time.monotonic() < deadline, "the dead worker was not replaced"
+            time.sleep(0.1)
+        server.wait_ready()
+        http = requests.Session()
+        assert all(http.get(server.url + "/readyz", timeout=10).ok for _ in range(20))
+        assert server.proc.poll() is None
+    finally:
+        server.stop()
+    assert server.proc.returncode == 0
