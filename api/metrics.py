@@ -1,8 +1,9 @@
 """Prometheus metrics: requests, latency, token issuance, store errors, rate limiting, and how far
 this replica's policy facts are behind the store (revision lag).
 
-Under gunicorn, set `PROMETHEUS_MULTIPROC_DIR` (`authz serve --workers N` does) so that every
-worker writes its samples there and `/metrics` adds them up, whichever worker answers.
+With several worker processes, set `PROMETHEUS_MULTIPROC_DIR` (`authz serve --workers N` does)
+so that every worker writes its samples there and `/metrics` adds them up, whichever worker
+answers.
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ def metrics() -> Metrics:
             rate_limited=Counter(
                 "authz_rate_limited", "Requests refused by a rate limit", ["route"]
             ),
-            # Under gunicorn each worker is a replica of its own: the store's revision is the
+            # With N workers each is a replica of its own: the store's revision is the
             # newest any worker saw, the facts' the oldest, the lag the worst.
             store_revision=Gauge(
                 "authz_store_revision",
@@ -215,6 +216,6 @@ def serve_metrics() -> Response:
 
 
 def worker_exit(pid: int) -> None:
-    """Gunicorn's child_exit hook: drop a dead worker's live gauges."""
+    """Drop a dead worker's live gauges (its own exit, or the master replacing it)."""
     if os.environ.get(MULTIPROC_ENV):
         prom_multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]

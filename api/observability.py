@@ -72,7 +72,7 @@ class RequestIdFilter(logging.Filter):
 
 
 def configure_logging(level: str = "INFO") -> None:
-    """JSON lines on stderr for the whole process (the `serve` command and gunicorn workers)."""
+    """JSON lines on stderr for the whole process (the `serve` command and its workers)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     handler.addFilter(RequestIdFilter())

@@ -3,7 +3,7 @@
     python -m bench load [--seconds S] [--connections C] [--workers N] [--repeat R]
                          [--postgres URL] [--skip-postgres] [--lag-writes N]
 
-Each setup runs `authz serve --workers N` (gunicorn) on loopback; wrk drives, for S seconds per
+Each setup runs `authz serve --workers N` (granian) on loopback; wrk drives, for S seconds per
 run, `POST /v1/access/check` (a caregiver's token on the care receiver's invoice, the default
 consistency: one revision read per check) and `POST /oauth/token` (RFC 8693 switch account).
 Against two replicas, one wrk per replica runs at once and the rates add up. The replica lag is

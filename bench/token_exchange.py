@@ -1,5 +1,5 @@
-"""Token exchanges per second, in-process and over HTTP (2 gunicorn workers), beside the cost
-of one ES256 signature plus one verification measured in the same run.
+"""Token exchanges per second, in-process and over HTTP (`authz serve --workers 2`), beside the
+cost of one ES256 signature plus one verification measured in the same run.
 
     python -m bench token_exchange [--requests N] [--seconds S] [--connections C] [--skip-http]
 

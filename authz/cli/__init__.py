@@ -208,7 +208,7 @@ def _safe_url(url: str) -> str:
     "--workers",
     default=0,
     type=click.IntRange(0, 64),
-    help="N > 0 runs gunicorn with N workers (production); 0 the development server",
+    help="N > 0 runs granian with N worker processes (production); 0 the development server",
 )
 @one_line_errors
 def serve(host: str, port: int, workers: int) -> None:
@@ -238,9 +238,9 @@ def serve(host: str, port: int, workers: int) -> None:
         settle(app)
         app.run(host=host, port=port, threaded=True)
         return
-    from api.wsgi_server import run_gunicorn
+    from api.wsgi_server import serve_workers
 
-    run_gunicorn(host, port, workers)
+    serve_workers(host, port, workers)
 
 
 def _host(value: str) -> str:

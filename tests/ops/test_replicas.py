@@ -2,7 +2,7 @@
 
 In-process first (two apps, one behind the TCP proxy): notifications keep a replica warm without
 any request to it, and a replica that lost its channel reconnects and catches up by itself. Then
-the issue's test: two `authz serve` processes (the development server and gunicorn with two
+the issue's test: two `authz serve` processes (the development server and granian with two
 workers), 10,000 checks on both interleaved with revokes and re-grants through either.
 """
 
