@@ -220,9 +220,21 @@ class AuditEvent(Base):
     client_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
     before: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
-    revision: Mapped[int] = mapped_column(BigInteger)
+    # Indexed: every worker of every replica reads the changes after its revision after a write.
+    revision: Mapped[int] = mapped_column(BigInteger, index=True)
     policy_digest: Mapped[str] = mapped_column(String(80), default="")
     prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class ChainHead(Base):
+    """Where a hash chain (`changes`, `decisions`) must end: its newest row's seq and hash.
+
+    Moved forward by a trigger on every insert (migration e7a3c1f04b92), never by hand."""
+
+    __tablename__ = "chain_heads"
+    name: Mapped[str] = mapped_column(String(20), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
     hash: Mapped[str] = mapped_column(String(64))
 
 
