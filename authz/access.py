@@ -20,7 +20,9 @@ from typing import Any
 
 from authz import rfc9068
 from authz.errors import Forbidden, RevisionNotReached, Unauthenticated, ValidationFailed
+from authz.policy import decision_spool
 from authz.policy.decision_log import DecisionLog
+from authz.policy.decision_spool import Spool
 from authz.policy.engine import (
     Answers,
     CheckRequest,
@@ -88,6 +90,14 @@ def parse_consistency(raw: Any, field: str = "consistency") -> Consistency:
     return Consistency(int(value))
 
 
+def _spool(runtime: Runtime) -> Spool | None:
+    settings = runtime.settings
+    if settings.decision_spool_dir == "off":
+        return None
+    url = runtime.store.engine.url.render_as_string(hide_password=True)
+    return Spool(decision_spool.directory_for(url, settings.decision_spool_dir))
+
+
 class AccessService:
     """The decision engine of one process: policy files, store-backed facts, decision log."""
 
@@ -95,7 +105,7 @@ class AccessService:
         self.runtime = runtime
         self.policy = PolicySet.load()
         self.facts = FactIndex.load(runtime.store, runtime.settings.majority_age)
-        self.log = DecisionLog(runtime.store, background=background_log)
+        self.log = DecisionLog(runtime.store, background=background_log, spool=_spool(runtime))
         self.engine = Engine(self.policy, self.facts, log=self.log)
         self.tokens = TokenCache(runtime.keys, runtime.settings.issuer)
         runtime.store.policy_digest = lambda: self.policy.digest

@@ -44,6 +44,9 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     pool_timeout: float = 2.0
     statement_timeout_ms: int = 2000
+    #: Where answered decisions wait on disk until written (`authz.policy.decision_spool`);
+    #: None: beside an SQLite file, else under the user's state directory. "off": no spool.
+    decision_spool_dir: str | None = None
     audit_retention_days: int = 6 * 366
     rate_limit: str | None = None
     rate_limit_storage: str = "memory://"
@@ -84,6 +87,7 @@ class Settings:
             statement_timeout_ms=int(
                 env.get("AUTHZ_STATEMENT_TIMEOUT_MS", default.statement_timeout_ms)
             ),
+            decision_spool_dir=env.get("AUTHZ_DECISION_SPOOL_DIR") or None,
             audit_retention_days=max(
                 int(env.get("AUTHZ_AUDIT_RETENTION_DAYS", default.audit_retention_days)),
                 default.audit_retention_days if not _truthy(env.get("AUTHZ_DEV_MODE")) else 1,
