@@ -23,6 +23,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from authz import clock, grants
+from authz.emails import email_key
 from authz.errors import StoreUnavailable
 from authz.links import ENTITLEMENT
 from authz.policy import snapshot
@@ -1094,7 +1095,8 @@ class FactIndex:
 
     def accounts_with_email(self, org_id: str, email: str) -> list[str]:
         org = self.orgs.get(org_id)
-        group = self._groups.get(f"{org}|{email.strip().lower()}") if org is not None else None
+        key = email_key(email)
+        group = self._groups.get(f"{org}|{key}") if org is not None and key else None
         return [self.c_id[j] for j in self._members(group)] if group is not None else []
 
     def _chain(self, cid: str, head: int, nxt: int) -> list[int]:
