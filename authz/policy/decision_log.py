@@ -30,6 +30,7 @@ from authz.errors import StoreUnavailable
 from authz.policy import decision_spool
 from authz.policy.decision_spool import Spool
 from authz.policy.engine import Decision
+from authz.store import deadline
 from authz.store.db import Store
 
 log = logging.getLogger("authz.decision_log")
@@ -514,6 +515,8 @@ class DecisionLog:
             # times the decision itself.
             dbapi: Any = session.connection().connection.driver_connection
             cur = dbapi.cursor()
+            bounded = deadline.guard(self.store.engine, dbapi)
+            bounded.__enter__()
             try:
                 # Serialize chain writers across workers: the chain needs the true previous hash.
                 if postgres:
@@ -549,6 +552,7 @@ class DecisionLog:
                         cur.execute(_insert_sql(len(chunk)), flat)
             finally:
                 cur.close()
+                bounded.__exit__(None, None, None)
             session.commit()
 
 

@@ -27,6 +27,7 @@ from authz.emails import email_key
 from authz.errors import StoreUnavailable
 from authz.links import ENTITLEMENT
 from authz.policy import snapshot
+from authz.store import deadline
 from authz.store.db import Store
 from authz.store.models import (
     AuditEvent,
@@ -207,9 +208,16 @@ def _raw_chunks(session: Any, stmt: Any) -> Iterator[list[tuple[Any, ...]]]:
         cursor.itersize = _CHUNK
     else:
         cursor = dbapi.cursor()
+    driver = conn.connection.driver_connection
     try:
-        cursor.execute(sql)
-        while chunk := cursor.fetchmany(_CHUNK):
+        # Each round trip bounded (a stalled store fails the load instead of hanging it).
+        with deadline.guard(conn.engine, driver):
+            cursor.execute(sql)
+        while True:
+            with deadline.guard(conn.engine, driver):
+                chunk = cursor.fetchmany(_CHUNK)
+            if not chunk:
+                break
             yield chunk
     finally:
         cursor.close()
@@ -1155,13 +1163,14 @@ def read_revision(store: Store) -> int:
     except (OperationalError, PoolTimeout, dbapi_error) as exc:
         raise StoreUnavailable(f"the store did not answer: {type(exc).__name__}") from exc
     try:
-        cursor = conn.cursor()
-        try:
-            cursor.execute("SELECT revision FROM state WHERE id = 1")
-            row = cursor.fetchone()
-        finally:
-            cursor.close()
-        conn.rollback()
+        with deadline.guard(store.engine, conn.driver_connection):
+            cursor = conn.cursor()
+            try:
+                cursor.execute("SELECT revision FROM state WHERE id = 1")
+                row = cursor.fetchone()
+            finally:
+                cursor.close()
+            conn.rollback()
     except dbapi_error as exc:
         conn.invalidate()
         raise StoreUnavailable(f"the store did not answer: {type(exc).__name__}") from exc
