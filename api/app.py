@@ -10,6 +10,7 @@ from flask import Flask
 from api import (
     admin,
     check_path,
+    edge,
     health,
     limits,
     metrics,
@@ -53,6 +54,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
         loop = DeliveryLoop(rt.store, SmtpSender(settings.smtp_url, settings.mail_from))
         app.extensions["authz.outbox"] = loop
         loop.start()
+    edge.init_app(app)  # last, so that its hook runs before every other
     check_path.install(app)
     return app
 

@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from flask import Flask, Response, g, has_request_context, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from api.metrics import metrics, observe_token
 
@@ -176,7 +177,11 @@ def init_app(app: Flask) -> None:
             metrics().store_errors.labels("unavailable").inc()
         if request.endpoint == "oauth.token":
             result = {"error": "rate_limited"} if g.get("rate_limited") else body
-            observe_token(request.form.get("grant_type"), response.status_code, result)
+            try:
+                grant_type = request.form.get("grant_type")
+            except RequestEntityTooLarge:
+                grant_type = None  # the body was never read: it is over the limit
+            observe_token(grant_type, response.status_code, result)
         record(
             request.method,
             route,

@@ -85,6 +85,9 @@ def parse_consistency(raw: Any, field: str = "consistency") -> Consistency:
         or isinstance(value, bool)
         or not str(value).isascii()
         or not str(value).isdigit()
+        # Bounded before conversion: a revision is a 64-bit number, and int() of thousands of
+        # digits is refused by Python itself (an error, not an answer).
+        or len(str(value)) > 19
     ):
         raise ValidationFailed([(f"{field}.at_least", "must be a revision this service returned")])
     return Consistency(int(value))
