@@ -22,7 +22,7 @@ from api.metrics import metrics, observe_token
 
 log = logging.getLogger("authz.access")
 REQUEST_ID_HEADER = "X-Request-Id"
-_SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_SAFE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _SECRETS = [
     (re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"), "[jwt]"),
     (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"), r"\1 [redacted]"),
@@ -93,7 +93,7 @@ def _request_id() -> str:
 
 def new_request_id(incoming: str) -> str:
     """The caller's `X-Request-Id` when it is a safe token, else a new one."""
-    return incoming if _SAFE_ID.match(incoming) else _request_id()
+    return incoming if _SAFE_ID.fullmatch(incoming) else _request_id()
 
 
 _MAX_CHILDREN = 512

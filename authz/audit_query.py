@@ -27,7 +27,7 @@ FILTERS = ("client", "actor", "kind", "since", "until", "source")
 READ_KIND = "audit.read"
 #: Decisions read as events of these kinds (`decision` matches both).
 DECISION_KINDS = ("decision", "decision.allowed", "decision.denied")
-_CURSOR = re.compile(r"^c(\d+)\.d(\d+)$")
+_CURSOR = re.compile(r"c(\d+)\.d(\d+)")
 
 
 def require_reviewer_only(principal: Principal) -> str:
@@ -93,7 +93,7 @@ def _positions(page: pagination.Page) -> tuple[int, int]:
     """The last `seq` returned from each chain (the cursor carries both)."""
     if page.after is None:
         return 0, 0
-    found = _CURSOR.match(page.after)
+    found = _CURSOR.fullmatch(page.after)
     if not found:
         raise ValidationFailed([("cursor", "is not a cursor this service issued")])
     return int(found.group(1)), int(found.group(2))

@@ -19,7 +19,7 @@ PREFIXES = {
     "oc": "OAuth client",
 }
 
-_ID = re.compile(r"^[a-z]{2,3}_[A-Za-z0-9]{1,64}$")
+_ID = re.compile(r"[a-z]{2,3}_[A-Za-z0-9]{1,64}")
 
 
 def new_id(prefix: str) -> str:
@@ -31,4 +31,4 @@ def new_id(prefix: str) -> str:
 
 def looks_like(value: object, prefix: str) -> bool:
     """Whether `value` is syntactically an id of that kind."""
-    return isinstance(value, str) and value.startswith(prefix + "_") and bool(_ID.match(value))
+    return isinstance(value, str) and value.startswith(prefix + "_") and bool(_ID.fullmatch(value))

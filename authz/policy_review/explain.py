@@ -14,7 +14,7 @@ from authz.policy.engine import CheckRequest, Engine, Resource, Subject
 from authz.store.db import Store
 from authz.store.models import Link
 
-_RESOURCE = re.compile(r"^(?P<type>[a-z_]+)(?::(?P<id>[^@\s]+))?(?:@(?P<owner>[^@\s]+))?$")
+_RESOURCE = re.compile(r"^(?P<type>[a-z_]+)(?::(?P<id>[^@\s]+))?(?:@(?P<owner>[^@\s]+))?\Z")
 
 
 @dataclass(frozen=True)

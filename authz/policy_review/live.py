@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from authz import clock
+from authz.errors import ValidationFailed
 from authz.policy.engine import Engine, PolicySet
 from authz.policy.facts import FactIndex
 from authz.store.db import Store
@@ -71,6 +73,18 @@ def casbin_lines(engine: Engine, org_id: str | None = None) -> list[str]:
         "# g, <subject>, <relation>, <owner>: the subject holds the relation on the owner.",
         "# g2, <payment method>, <client>: the payment method belongs to that client.",
     ]
-    g = [f"g, {r.subject}, {r.relation}, {r.owner}" for r in relations(engine, org_id)]
-    g2 = [f"g2, {pm}, {owner}" for pm, owner in payment_methods(engine, org_id)]
+    g = [_line("g", r.subject, r.relation, r.owner) for r in relations(engine, org_id)]
+    g2 = [_line("g2", pm, owner) for pm, owner in payment_methods(engine, org_id)]
     return head + g + g2
+
+
+#: What an exported field may hold: ids, `client:…` subjects and relation names. Anything else
+#: (a comma, a quote, a line break) could split or add a policy line, so it is not written.
+_FIELD = re.compile(r"[A-Za-z0-9_:.@-]+")
+
+
+def _line(kind: str, *fields: str) -> str:
+    bad = next((f for f in fields if not _FIELD.fullmatch(f)), None)
+    if bad is not None:
+        raise ValidationFailed([("store", f"the stored value {bad!r} cannot be exported safely")])
+    return ", ".join((kind, *fields))

@@ -148,3 +148,38 @@ def test_client_credentials_is_as_strict_as_the_exchange(api: Api, variant: str)
     # The plain request still works.
     ok = api.token_request({"grant_type": "client_credentials", "scope": "authz:check"})
     assert ok.status_code == 200
+
+
+# Issue 12, finding 9.
+def test_a_trailing_newline_makes_no_second_id(api: Api) -> None:
+    sam = api.client("Sam", "adult", "sam@x.test")
+    path = f"/v1/clients/{sam['id']}/payment-methods"
+    r = api.call("POST", path, {"id": "pm_one1\n", "label": "card"})
+    assert r.status_code == 400, r.get_json()
+    assert api.call("POST", path, {"id": "pm_one1", "label": "card"}).status_code == 201
+
+
+def test_an_export_never_lets_a_stored_value_break_a_line(api: Api) -> None:
+    from authz.policy_review import live
+    from authz.store.models import PaymentMethod
+
+    sam = api.client("Sam", "adult", "sam@x.test")
+    api.ok("POST", f"/v1/clients/{sam['id']}/payment-methods", {"id": "pm_ok1", "label": "c"})
+    with api.rt.store.engine.begin() as conn:  # what an older release could store
+        conn.execute(
+            PaymentMethod.__table__.update()
+            .where(PaymentMethod.id == "pm_ok1")
+            .values(id="pm_bad\ng, client:x, full, cli_y")
+        )
+    engine = live.engine_for(api.rt.store, api.rt.settings.majority_age)
+    with pytest.raises(Exception, match="cannot be exported safely"):
+        live.casbin_lines(engine)
+
+
+def test_creating_a_client_honours_active(api: Api) -> None:
+    made = api.ok(
+        "POST", "/v1/clients", {"first_name": "Ina", "client_type": "adult", "active": False}
+    )
+    assert made["active"] is False
+    r = api.call("POST", "/v1/clients", {"first_name": "Ina", "client_type": "adult", "x": 1})
+    assert r.status_code == 400
