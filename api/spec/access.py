@@ -179,7 +179,8 @@ PATHS: dict[str, Any] = {
             TAG,
             (200, ref("Decision")),
             body=ref("CheckRequest"),
-            errors=(400, 403, 429),
+            # 409: `consistency.at_least` names a revision this store has not reached.
+            errors=(400, 403, 409, 429),
         ),
     },
     "/v1/access/check-batch": {
@@ -189,7 +190,7 @@ PATHS: dict[str, Any] = {
             TAG,
             (200, ref("CheckBatchResult")),
             body=ref("CheckBatchRequest"),
-            errors=(400, 403, 429),
+            errors=(400, 403, 409, 429),
         ),
     },
     "/v1/access/accounts": {
