@@ -6,7 +6,8 @@
 wrk runs (one thread, C keep-alive connections, S seconds each, R alternating rounds, medians)
 against gunicorn with 2 workers and the settings of `authz serve --workers 2`
 (`api.wsgi_server.run_gunicorn`): a bare Flask app answering a constant to the same POST, then
-`POST /v1/access/check` and `POST /v1/access/check-batch` (N checks a request) of
+`POST /v1/access/check` (also on a second server without the decision spool, as before issue
+12) and `POST /v1/access/check-batch` (N checks a request) of
 `authz serve --workers 2` over a temporary SQLite store. Beside the rates (which the machine's
 other load moves), the CPU time the workers spent per request, read from /proc. Each check is a
 caregiver's delegated token paying the care receiver's invoice with the receiver's card, asked by
@@ -386,6 +387,8 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
     workdir = Path(tempfile.mkdtemp(prefix="authz-http-bench-", dir=a.dir))
     port, bare_port, unlogged_port = free_port(), free_port(), free_port()
+    nospool_port = free_port()
+    nospool_url = f"http://127.0.0.1:{nospool_port}"
     url, bare_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{bare_port}"
     unlogged_url = f"http://127.0.0.1:{unlogged_port}"
     rows: list[tuple[str, ...]] = []
@@ -410,6 +413,13 @@ def main(argv: list[str] | None = None) -> int:
             unlogged_url,
             "/.well-known/jwks.json",
         )
+        # The service as it was before the decision spool (issue 12), on the same store.
+        nospool = _start(
+            [sys.executable, "-m", "authz.cli", "serve", "--workers=2", f"--port={nospool_port}"],
+            {**env, "AUTHZ_DECISION_SPOOL_DIR": "off"},
+            nospool_url,
+            "/.well-known/jwks.json",
+        )
         try:
             client = Client(url, fixture)
             fam = client.family()
@@ -426,6 +436,7 @@ def main(argv: list[str] | None = None) -> int:
                 "bare": [],
                 "check": [],
                 "unlogged": [],
+                "nospool": [],
                 "batch": [],
             }
             # Rounds alternate the four, so drift in the machine's other load hits each alike.
@@ -455,6 +466,17 @@ def main(argv: list[str] | None = None) -> int:
                         unlogged.pid,
                     )
                 )
+                runs["nospool"].append(
+                    wrk(
+                        nospool_url + "/v1/access/check",
+                        a.seconds,
+                        a.connections,
+                        "POST",
+                        one,
+                        auth,
+                        nospool.pid,
+                    )
+                )
                 runs["batch"].append(
                     wrk(
                         url + "/v1/access/check-batch",
@@ -466,12 +488,13 @@ def main(argv: list[str] | None = None) -> int:
                         server.pid,
                     )
                 )
-            base, check, unlogged_check, batch = (
-                _median_run(runs[k]) for k in ("bare", "check", "unlogged", "batch")
+            base, check, unlogged_check, nospool_check, batch = (
+                _median_run(runs[k]) for k in ("bare", "check", "unlogged", "nospool", "batch")
             )
             unknown = None if a.skip_unknown else unknown_subjects(client, fam, server)
         finally:
             _stop(server)
+            _stop(nospool)
             _stop(unlogged)
             _stop(bare)
         writer_us = log_writer_cost(fixture["env"])
@@ -515,6 +538,14 @@ def main(argv: list[str] | None = None) -> int:
         unlogged_check,
         f"{unlogged_check['rate']:,.0f}",
         f"the log costs a check {log_cpu:+.0%} CPU, {log_rate:+.0%} rate (target ≤ 10 %)",
+    )
+    spool_cpu = _paired(runs["check"], runs["nospool"], "cpu_us") - 1
+    spool_rate = 1 - _paired(runs["check"], runs["nospool"], "rate")
+    per_request(
+        "  the same without the decision spool (before issue 12)",
+        nospool_check,
+        f"{nospool_check['rate']:,.0f}",
+        f"the spool costs a check {spool_cpu:+.0%} CPU, {spool_rate:+.0%} rate",
     )
     rows.append(
         (
