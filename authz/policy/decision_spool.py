@@ -98,7 +98,7 @@ class Spool:
     def close(self, written: int) -> int:
         """Drop what is written, fsync the rest and let go; return how many decisions stay."""
         self.drop_written(written)
-        if self.appended == self._start:
+        if written >= self.appended:  # the current segment's decisions are all in the store
             with contextlib.suppress(FileNotFoundError):
                 self._path.unlink()
         self.fsync()
