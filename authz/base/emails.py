@@ -24,7 +24,7 @@ import unicodedata
 
 import idna
 
-from authz.errors import ValidationFailed
+from authz.base.errors import ValidationFailed
 
 # Deliberately simple: the portal validates deliverability; we only need a stable key.
 _EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]+")

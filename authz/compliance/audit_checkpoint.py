@@ -15,9 +15,10 @@ from typing import Any
 
 import jwt
 
-from authz import audit_log, clock
-from authz.errors import ValidationFailed
-from authz.keys import KeyRing
+from authz.compliance import audit_log
+from authz.base import clock
+from authz.base.errors import ValidationFailed
+from authz.tokens.keys import KeyRing
 from authz.store.db import Store
 
 TYP = "authz-audit-checkpoint+jwt"

@@ -7,9 +7,9 @@ from typing import Any
 
 from sqlalchemy import select
 
-from authz import audit
+from authz.store import audit
 from authz.policy.decision_log import decision_fields, decision_hash
-from authz.retention import checkpoints
+from authz.compliance.retention import checkpoints
 from authz.store.db import Store
 from authz.store.models import AuditEvent, ChainHead, Decision
 
@@ -65,7 +65,7 @@ def verify(store: Store, against: dict[str, Any] | None = None) -> dict[str, Any
     row, recorded in the changes chain itself), not from the genesis hash. A chain must end
     exactly at its head (`chain_heads`, moved by a trigger on every insert): a truncated or
     emptied table, or a last row moved elsewhere, does not. `against`, a verified signed
-    checkpoint (`authz.audit_checkpoint`), must name a row of each chain that is still there
+    checkpoint (`authz.compliance.audit_checkpoint`), must name a row of each chain that is still there
     with the same hash: a chain cut or re-hashed before it fails.
     """
     with store.read() as session:

@@ -22,10 +22,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from authz import clock, grants
-from authz.emails import email_key
-from authz.errors import StoreUnavailable
-from authz.links import ENTITLEMENT
+from authz.base import clock
+from authz.policy import grants
+from authz.base.emails import email_key
+from authz.base.errors import StoreUnavailable
+from authz.accounts.links import ENTITLEMENT
 from authz.policy import snapshot
 from authz.store import deadline
 from authz.store.db import Store
@@ -902,7 +903,7 @@ class FactIndex:
         return self.orgs.get(owner)
 
     def grant_state(self, link: int, now: dt.datetime) -> grants.GrantState:
-        """The grant's effective state now (the one rule in `authz.grants`)."""
+        """The grant's effective state now (the one rule in `authz.policy.grants`)."""
         lrec, crec, b = self.l_rec, self.c_rec, link * _L
         recv, cg = lrec[b + _L_RECV] * _C, lrec[b + _L_CG] * _C
         rflags, cflags = crec[recv + _C_FLAGS], crec[cg + _C_FLAGS]
@@ -980,7 +981,7 @@ class FactIndex:
         i = self.pm.get(pm)
         return self.c_id[i] if i is not None else None
 
-    # -- token liveness (what `authz.token_status` reads from the store, answered here) ------
+    # -- token liveness (what `authz.oauth.token_status` reads from the store, answered here) ------
 
     def is_revoked(self, jti: str) -> bool:
         return jti in self.revoked

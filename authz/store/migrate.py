@@ -11,7 +11,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import insert, select
 from sqlalchemy.engine import Engine
 
-from authz.audit import GENESIS
+from authz.store.audit import GENESIS
 from authz.store.models import ChainHead, State
 
 MIGRATIONS = Path(__file__).parent / "migrations"

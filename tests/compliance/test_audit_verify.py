@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, insert, select, update
 
-from authz import audit, clients, orgs
-from authz.audit_log import decision_hash
+from authz.store import audit
+from authz.accounts import clients, orgs
+from authz.compliance.audit_log import decision_hash
 from authz.policy.decision_log import HASH_FORMAT
 from authz.store.db import Store
 from authz.store.models import AuditEvent, ChainHead, Decision
@@ -192,7 +193,7 @@ def test_a_chain_cut_at_its_end_is_caught(db_url: str, store: Store, chain: str,
 def test_a_rehashed_chain_passes_alone_but_not_against_a_signed_checkpoint(
     db_url: str, store: Store, tmp_path: Any
 ) -> None:
-    from authz import keys
+    from authz.tokens import keys
 
     keys.ensure_key(store, "test", keys.ACCESS_TOKEN)
     path = tmp_path / "checkpoint.json"
@@ -230,7 +231,7 @@ def test_a_rehashed_chain_passes_alone_but_not_against_a_signed_checkpoint(
 def test_cutting_before_a_signed_checkpoint_and_moving_the_head_is_caught(
     db_url: str, store: Store, tmp_path: Any
 ) -> None:
-    from authz import keys
+    from authz.tokens import keys
 
     keys.ensure_key(store, "test", keys.ACCESS_TOKEN)
     path = tmp_path / "checkpoint.json"

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from authz.emails import normalize_email
-from authz.errors import ValidationFailed
-from authz.identity import DEV_AUDIENCE
+from authz.base.emails import normalize_email
+from authz.base.errors import ValidationFailed
+from authz.oauth.identity import DEV_AUDIENCE
 from tests.helpers import ID_TOKEN, Api
 
 

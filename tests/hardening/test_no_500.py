@@ -160,7 +160,7 @@ def test_a_trailing_newline_makes_no_second_id(api: Api) -> None:
 
 
 def test_an_export_never_lets_a_stored_value_break_a_line(api: Api) -> None:
-    from authz.policy_review import live
+    from authz.compliance.policy_review import live
     from authz.store.models import PaymentMethod
 
     sam = api.client("Sam", "adult", "sam@x.test")

@@ -121,7 +121,7 @@ def test_a_graceful_stop_without_the_database_keeps_and_reports_its_decisions(
     proxied_url: tuple[str, str, TcpProxy], tmp_path: Path
 ) -> None:
     from api import create_app
-    from authz import keys
+    from authz.tokens import keys
 
     direct, through, proxy = proxied_url
     base = {

@@ -21,8 +21,8 @@ from authz.policy.engine import (
     PolicySet,
     casbin_enforcer,
 )
-from authz.policy_review import probe
-from authz.policy_review.sources import POLICIES_NAME, PolicyFiles, snapshot
+from authz.compliance.policy_review import probe
+from authz.compliance.policy_review.sources import POLICIES_NAME, PolicyFiles, snapshot
 
 #: The definitions the engine compiles besides the matcher and effect it checks itself.
 EXPECTED_MODEL = {

@@ -7,8 +7,8 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from authz import clock
-from authz.errors import ValidationFailed
+from authz.base import clock
+from authz.base.errors import ValidationFailed
 from authz.policy.engine import Engine, PolicySet
 from authz.policy.facts import FactIndex
 from authz.store.db import Store
