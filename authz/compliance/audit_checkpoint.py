@@ -15,11 +15,11 @@ from typing import Any
 
 import jwt
 
-from authz.compliance import audit_log
 from authz.base import clock
 from authz.base.errors import ValidationFailed
-from authz.tokens.keys import KeyRing
+from authz.compliance import audit_log
 from authz.store.db import Store
+from authz.tokens.keys import KeyRing
 
 TYP = "authz-audit-checkpoint+jwt"
 

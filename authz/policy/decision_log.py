@@ -25,12 +25,11 @@ from collections import deque
 from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
-from authz.store import audit
 from authz.base.errors import StoreUnavailable
 from authz.policy import decision_spool
 from authz.policy.decision_spool import Spool
 from authz.policy.engine import Decision
-from authz.store import deadline
+from authz.store import audit, deadline
 from authz.store.db import Store
 
 log = logging.getLogger("authz.decision_log")

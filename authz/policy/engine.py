@@ -21,9 +21,9 @@ from typing import Any, NamedTuple
 
 from authz.base import clock
 from authz.base.errors import AuthzError
+from authz.base.principals import Principal
 from authz.policy import delegation, vocabulary
 from authz.policy.facts import FactIndex
-from authz.base.principals import Principal
 from authz.tokens.rfc9068 import VIA
 
 ROOT = Path(__file__).resolve().parents[2]

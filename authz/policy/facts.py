@@ -22,12 +22,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from authz.accounts.links import ENTITLEMENT
 from authz.base import clock
-from authz.policy import grants
 from authz.base.emails import email_key
 from authz.base.errors import StoreUnavailable
-from authz.accounts.links import ENTITLEMENT
-from authz.policy import snapshot
+from authz.policy import grants, snapshot
 from authz.store import deadline
 from authz.store.db import Store
 from authz.store.models import (

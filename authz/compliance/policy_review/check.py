@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from authz.compliance.policy_review import probe
+from authz.compliance.policy_review.sources import POLICIES_NAME, PolicyFiles, snapshot
 from authz.policy import vocabulary
 from authz.policy.engine import (
     KNOWN_EFFECT,
@@ -21,8 +23,6 @@ from authz.policy.engine import (
     PolicySet,
     casbin_enforcer,
 )
-from authz.compliance.policy_review import probe
-from authz.compliance.policy_review.sources import POLICIES_NAME, PolicyFiles, snapshot
 
 #: The definitions the engine compiles besides the matcher and effect it checks itself.
 EXPECTED_MODEL = {

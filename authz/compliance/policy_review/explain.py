@@ -7,10 +7,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from authz.store import audit
 from authz.base.emails import normalize_email
 from authz.base.errors import NotFound, ValidationFailed
 from authz.policy.engine import CheckRequest, Engine, Resource, Subject
+from authz.store import audit
 from authz.store.db import Store
 from authz.store.models import Link
 
