@@ -10,6 +10,7 @@ from flask import Flask
 from api import (
     accounts,
     check_path,
+    edge,
     health,
     limits,
     metrics,
@@ -21,7 +22,6 @@ from api import (
 )
 from api.access import bp as access_bp
 from api.compliance import bp as compliance_bp
-from api.request import refuse_control_characters
 from authz.base.config import Settings
 from authz.service.runtime import Runtime
 
@@ -39,7 +39,6 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     rt = Runtime.create(settings)
     app.extensions["authz"] = rt
     problems.init_app(app)
-    app.before_request(refuse_control_characters)
     oauth.build_server(app, rt)
     app.register_blueprint(oauth.bp)
     app.register_blueprint(accounts.bp)
@@ -57,6 +56,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
         loop = DeliveryLoop(rt.store, SmtpSender(settings.smtp_url, settings.mail_from))
         app.extensions["authz.outbox"] = loop
         loop.start()
+    edge.init_app(app)  # last, so that its hook runs before every other
     check_path.install(app)
     return app
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -58,17 +59,49 @@ def healthz() -> Response:
     return response
 
 
+#: /readyz answers within a second: a probe that waits longer for the store says "not ready".
+READY_WITHIN = 0.9
+#: Probes still waiting for a stalled store at once, per app; past that, answered at once.
+_MAX_WAITING = 4
+
+
+def _bounded(fn: Callable[[], Any], within: float, probing: threading.Semaphore) -> Any:
+    """`fn()` in a thread of its own, or TimeoutError after `within` seconds (the thread ends by
+    itself when the store's own deadline cuts its call)."""
+    box: dict[str, Any] = {}
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # handed to the caller below
+            box["error"] = exc
+        finally:
+            done.set()
+            probing.release()
+
+    if not probing.acquire(blocking=False):
+        raise TimeoutError("earlier readiness probes are still waiting for the store")
+    threading.Thread(target=run, name="readyz", daemon=True).start()
+    if not done.wait(within):
+        raise TimeoutError(f"the store did not answer within {within} s")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
 @bp.get("/readyz")
 def readyz() -> Response:
-    results: dict[str, dict[str, Any]] = {}
-    for name, check in current_app.extensions.get(_CHECKS, {}).items():
-        try:
-            detail = check()
-        except (AuthzError, OSError, ValueError) as exc:
-            detail_text = getattr(exc, "detail", None) or str(exc) or type(exc).__name__
-            results[name] = {"ok": False, "detail": detail_text}
-        else:
-            results[name] = {"ok": True, "detail": detail or "ok"}
+    checks = dict(current_app.extensions.get(_CHECKS, {}))
+    rt = runtime()
+    probing = current_app.extensions.setdefault("authz.readyz", threading.Semaphore(_MAX_WAITING))
+    try:
+        results, state = _bounded(lambda: _probe(checks, rt), READY_WITHIN, probing)
+    except TimeoutError as exc:
+        checks_now = {"store": {"ok": False, "detail": str(exc)}}
+        response = problem(503, "Not ready", f"store: {exc}", "not-ready", checks=checks_now)
+        response.headers["Cache-Control"] = "no-store"
+        return response
     failed = [name for name, result in results.items() if not result["ok"]]
     if failed:
         response = problem(
@@ -79,7 +112,6 @@ def readyz() -> Response:
             checks=results,
         )
     else:
-        state = freshness(runtime())
         observe_replica(state)
         response = jsonify(
             {
@@ -92,3 +124,17 @@ def readyz() -> Response:
         )
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def _probe(checks: dict[str, Check], rt: Any) -> tuple[dict[str, dict[str, Any]], Any]:
+    results: dict[str, dict[str, Any]] = {}
+    for name, check in checks.items():
+        try:
+            detail = check()
+        except (AuthzError, OSError, ValueError) as exc:
+            detail_text = getattr(exc, "detail", None) or str(exc) or type(exc).__name__
+            results[name] = {"ok": False, "detail": detail_text}
+        else:
+            results[name] = {"ok": True, "detail": detail or "ok"}
+    failed = any(not result["ok"] for result in results.values())
+    return results, None if failed else freshness(rt)

@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from flask import Flask, Response, g, has_request_context, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from api.metrics import metrics, observe_token
 
@@ -179,8 +179,8 @@ def init_app(app: Flask) -> None:
             result = {"error": "rate_limited"} if g.get("rate_limited") else body
             try:
                 grant_type = request.form.get("grant_type")
-            except HTTPException:  # a body over the limit is answered 413 without reading it
-                grant_type = None
+            except RequestEntityTooLarge:
+                grant_type = None  # the body was never read: it is over the limit
             observe_token(grant_type, response.status_code, result)
         record(
             request.method,

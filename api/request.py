@@ -2,32 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import orjson
 from flask import request
 
 from authz.base.errors import ValidationFailed
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def refuse_control_characters() -> None:
-    """No control character in a path or query reaches a view, nor the database (PostgreSQL
-    text cannot hold NUL): a 400 problem, before routing and authentication."""
-    if request.blueprint == "oauth":
-        return  # RFC 6749 errors there: `rfc6749.strict_request` refuses them
-    bad = []
-    if _CONTROL.search(request.path):
-        bad.append(("path", "must not contain a control character"))
-    bad += [
-        (name, "must not contain a control character")
-        for name, value in request.args.items(multi=True)
-        if _CONTROL.search(name + value)
-    ]
-    if bad:
-        raise ValidationFailed(bad)
 
 
 def json_body() -> dict[str, Any]:

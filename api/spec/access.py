@@ -248,6 +248,7 @@ PATHS: dict[str, Any] = {
             TAG,
             (200, ref("Decision")),
             body=ref("CheckRequest"),
+            # 409: `consistency.at_least` names a revision this store has not reached.
             errors=(400, 403, 409, 429),
         ),
     },

@@ -21,11 +21,18 @@ ERRORS: dict[int, str] = {
     409: "Conflicts with the current state",
     410: "Gone: used, withdrawn or expired",
     413: "Request body too large",
+    414: "Request target over 4,094 bytes",
     415: "Unsupported media type",
     429: "Rate limit exceeded; retry after `Retry-After` seconds",
+    431: "A request header over 8,190 bytes",
     500: "Internal error; nothing was changed",
     503: "The store did not answer in time; nothing was changed (fail closed)",
 }
+
+
+#: What the request's edge (`api/edge.py`) may answer on any operation: a control character in
+#: the path or query (400), a request line or a header over the limits (414, 431).
+EDGE = (400, 414, 431)
 
 
 def ref(name: str) -> dict[str, str]:
@@ -115,7 +122,7 @@ def operation(
         success["content"] = ok[2]
     if links:
         success["links"] = links
-    codes = set(errors) | {500, 503}
+    codes = set(errors) | set(EDGE) | {500, 503}
     if not public:
         codes |= {401}
     op: dict[str, Any] = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.spec.common import ERRORS, JSON, obj, ref
+from api.spec.common import ERRORS, JSON, error_response, obj, ref
 from authz.oauth.oauth_clients import GRANT_TYPES
 from authz.oauth.rfc8693 import ACCESS_TOKEN_TYPE, SUBJECT_TOKEN_TYPES
 
@@ -139,6 +139,7 @@ PATHS: dict[str, Any] = {
                 },
                 **{str(s): oauth_error(s) for s in (400, 401, 429, 503)},
                 "405": {"description": ERRORS[405]},
+                **{str(s): error_response(s) for s in (413, 414, 431)},
                 "500": {"description": ERRORS[500]},
             },
         }
@@ -157,6 +158,7 @@ PATHS: dict[str, Any] = {
                 },
                 **{str(s): oauth_error(s) for s in (400, 401, 429, 503)},
                 "405": {"description": ERRORS[405]},
+                **{str(s): error_response(s) for s in (413, 414, 431)},
                 "500": {"description": ERRORS[500]},
             },
         }
@@ -172,6 +174,7 @@ PATHS: dict[str, Any] = {
                 "200": {"description": "Revoked (or unknown: RFC 7009 §2.2 answers the same)"},
                 **{str(s): oauth_error(s) for s in (400, 401, 429, 503)},
                 "405": {"description": ERRORS[405]},
+                **{str(s): error_response(s) for s in (413, 414, 431)},
                 "500": {"description": ERRORS[500]},
             },
         }

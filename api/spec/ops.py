@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.spec.common import JSON, error_response, obj
+from api.spec.common import EDGE, JSON, error_response, obj
 
 TAG = "operations"
 CHECKS = {
@@ -43,7 +43,11 @@ def _get(op_id: str, summary: str, ok: dict[str, Any], extra: dict[str, Any]) ->
             "summary": summary,
             "tags": [TAG],
             "security": [],
-            "responses": {"200": ok, **extra},
+            "responses": {
+                "200": ok,
+                **{str(code): error_response(code) for code in EDGE},
+                **extra,
+            },
         }
     }
 

@@ -178,7 +178,7 @@ def add_client(txn: WriteTxn, org_id: str, data: dict[str, Any]) -> Client:
         email=clean.get("email"),
         client_group=clean.get("client_group"),
         email_verified=False,
-        active=True,
+        active=clean.get("active", True),
         created_at=now,
         updated_at=now,
     )

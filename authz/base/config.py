@@ -48,6 +48,9 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     pool_timeout: float = 2.0
     statement_timeout_ms: int = 2000
+    #: Where answered decisions wait on disk until written (`authz.policy.decision_spool`);
+    #: None: beside an SQLite file, else under the user's state directory. "off": no spool.
+    decision_spool_dir: str | None = None
     audit_retention_days: int = 6 * 366
     rate_limit: str | None = None
     rate_limit_storage: str = "memory://"
@@ -105,6 +108,7 @@ class Settings:
                 read.integer("AUTHZ_AUDIT_RETENTION_DAYS", default.audit_retention_days, low=1),
                 default.audit_retention_days if not dev_mode else 1,
             ),
+            decision_spool_dir=env.get("AUTHZ_DECISION_SPOOL_DIR") or None,
             rate_limit=env.get("AUTHZ_RATE_LIMIT") or None,
             rate_limit_storage=env.get("AUTHZ_RATE_LIMIT_STORAGE") or default.rate_limit_storage,
             pages_issuer=pages_issuer,

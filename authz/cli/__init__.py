@@ -430,13 +430,22 @@ def audit() -> None:
 
 
 @audit.command("verify")
+@click.option(
+    "--against",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="a signed checkpoint file (`authz audit checkpoint`): prove nothing before it changed",
+)
 @json_option
 @one_line_errors
-def audit_verify(as_json: bool) -> None:
-    """Prove the hash chain is unbroken; exit 1 at the first broken link."""
-    from authz.compliance import audit_log
+def audit_verify(against: str | None, as_json: bool) -> None:
+    """Prove the hash chain is unbroken and ends at its head; exit 1 at the first broken link."""
+    from pathlib import Path
 
-    result = audit_log.verify(_runtime().store)
+    from authz.compliance import audit_checkpoint, audit_log
+
+    pinned = audit_checkpoint.load(Path(against).read_text()) if against else None
+    result = audit_log.verify(_runtime().store, pinned)
     if as_json:
         emit(result, True)
     else:
@@ -444,6 +453,38 @@ def audit_verify(as_json: bool) -> None:
             click.echo(line)
     if not result["ok"]:
         sys.exit(1)
+
+
+@audit.command("checkpoint")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="write the signed checkpoint to this file (default: standard output)",
+)
+@json_option
+@one_line_errors
+def audit_checkpoint(out: str | None, as_json: bool) -> None:
+    """Sign the chains' heads now; keep the file outside the database (see README)."""
+    import json
+    from pathlib import Path
+
+    from authz.compliance import audit_checkpoint as checkpoint
+
+    rt = _runtime()
+    text = json.dumps(checkpoint.make(rt.store, rt.keys), indent=2, sort_keys=True) + "\n"
+    if out is None:
+        click.echo(text, nl=False)
+        return
+    Path(out).write_text(text)
+    claims = json.loads(text)["claims"]
+    if as_json:
+        emit({"written": out, "claims": claims}, True)
+        return
+    click.echo(
+        f"checkpoint written to {out}: changes up to seq {claims['changes']['seq']}, "
+        f"decisions up to seq {claims['decisions']['seq']}, store revision {claims['revision']}"
+    )
 
 
 def _verify_lines(result: dict[str, Any]) -> list[str]:
@@ -458,6 +499,9 @@ def _verify_lines(result: dict[str, Any]) -> list[str]:
             line += (
                 f"; first broken link at seq {broken['seq']} ({broken['id']}): {broken['reason']}"
             )
+        signed = chain.get("signed_checkpoint")
+        if signed and signed["held"]:
+            line += f"; signed checkpoint at seq {signed['seq']} holds"
         lines.append(line)
     return lines
 

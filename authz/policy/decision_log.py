@@ -17,6 +17,7 @@ import datetime as dt
 import functools
 import hashlib
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -25,9 +26,13 @@ from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
 from authz.base.errors import StoreUnavailable
+from authz.policy import decision_spool
+from authz.policy.decision_spool import Spool
 from authz.policy.engine import Decision
-from authz.store import audit
+from authz.store import audit, deadline
 from authz.store.db import Store
+
+log = logging.getLogger("authz.decision_log")
 
 # Any constant works; it only has to be the same in every worker.
 _PG_LOCK_KEY = 0x617574687A  # "authz"
@@ -234,8 +239,14 @@ class DecisionLog:
         max_pending: int = 100_000,
         background: bool = True,
         high_water: int = 20_000,
+        spool: Spool | None = None,
     ) -> None:
         self.store = store
+        #: Where queued decisions wait on disk until written (`authz.policy.decision_spool`).
+        self.spool = spool
+        self._spool_lock = threading.Lock()
+        self._popped = 0  # decisions taken off `pending` into the store, in queue order
+        self._replayed = spool is None
         self.batch_size, self.interval, self.max_pending = batch_size, interval, max_pending
         self.high_water = min(high_water, max_pending)
         self.pending: deque[Decision] = deque()
@@ -261,7 +272,14 @@ class DecisionLog:
             self._write_batch()
         if len(self.pending) >= self.max_pending:
             raise DecisionLogUnavailable("the decision log is behind; refusing to decide")
-        self.pending.append(decision)
+        spool = self.spool
+        if spool is None:
+            self.pending.append(decision)
+            return
+        line = decision_spool.encode(spool_text(decision))
+        with self._spool_lock:
+            spool.append(line)
+            self.pending.append(decision)
 
     def write(self, decisions: list[Decision]) -> None:
         """Record `decisions` now, in the caller's thread, or raise `DecisionLogUnavailable`:
@@ -285,24 +303,95 @@ class DecisionLog:
             total += self._write_batch()
         return total
 
-    def close(self) -> None:
-        """Stop the writer after writing what is pending."""
+    def close(self) -> int:
+        """Stop the writer after writing what is pending; return how many decisions could not
+        be written and stay in the spool for the next start (without a spool, raise)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        self.flush()
+        try:
+            self.flush()
+        except Exception:
+            if self.spool is None:
+                raise
+        if self.spool is None:
+            return 0
+        with self._spool_lock:
+            left = self.spool.close(self._popped)
+        if left:
+            # The one trace of an unwritten answer: said loudly, and kept for the next start.
+            msg = (
+                f"{left} answered decisions could not be written to the store (it did not "
+                f"answer); they are kept in {self.spool.directory} and written at the next start"
+            )
+            log.error(msg, extra={"spooled": left, "failure": self.failure})
+        return left
+
+    def replay(self) -> int:
+        """Write the decisions that processes now gone left in the spool and the store does not
+        hold yet; return how many (see `authz.policy.decision_spool`)."""
+        if self.spool is None:
+            return 0
+        total = 0
+        with decision_spool.orphans(self.spool.directory) as found:
+            for path, lines in found:
+                rows = []
+                for line in lines:
+                    try:
+                        rows.append(_spooled_row(decision_spool.decode(line), self._postgres))
+                    except (ValueError, IndexError):
+                        log.error(
+                            "unreadable line in the decision spool", extra={"file": path.name}
+                        )
+                with self._write_lock:
+                    have = self._existing([values[0] for _, values in rows])
+                    missing = [r for r in rows if r[1][0] not in have]
+                    for start in range(0, len(missing), self.batch_size):
+                        self._append(missing[start : start + self.batch_size])
+                total += len(missing)
+        if total:
+            log.warning("decisions replayed from the spool", extra={"replayed": total})
+        return total
+
+    def _existing(self, ids: list[str]) -> set[str]:
+        from sqlalchemy import select
+
+        from authz.store.models import Decision as Row
+
+        have: set[str] = set()
+        with self.store.sessions() as session:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                have.update(session.scalars(select(Row.id).where(Row.id.in_(chunk))))
+        return have
 
     def _run(self) -> None:
         try:
             while not self._stop.wait(self.interval):
                 try:
+                    if not self._replayed:
+                        self.replay()
+                        self._replayed = True
                     while self.pending:
                         self._write_batch()
-                except Exception:  # noqa: S112 - recorded in self.failure; retried next tick
+                except Exception:  # recorded in self.failure; retried next tick
+                    self._spool_sync()
                     continue
+                self._spool_trim()
         finally:
             if not self._stop.is_set():
                 self.failure = "the decision log writer stopped"
+
+    def _spool_trim(self) -> None:
+        if self.spool is not None:
+            with self._spool_lock:
+                self.spool.rotate()
+                self.spool.drop_written(self._popped)
+
+    def _spool_sync(self) -> None:
+        if self.spool is not None:
+            with self._spool_lock:
+                self.spool.fsync()
 
     def _write_batch(self) -> int:
         with self._write_lock:
@@ -312,6 +401,7 @@ class DecisionLog:
             self._record(batch)
             for _ in batch:
                 self.pending.popleft()
+            self._popped += len(batch)
             return len(batch)
 
     def _record(self, decisions: list[Decision]) -> None:
@@ -410,11 +500,22 @@ class DecisionLog:
                 d.revision,
             ]
             rows.append((joined, values))
+        self._append(rows)
+
+    @functools.cached_property
+    def _postgres(self) -> bool:
+        return self.store.engine.dialect.name == "postgresql"
+
+    def _append(self, rows: list[tuple[str, list[Any]]]) -> None:
+        """Chain and insert prepared rows (canonical text, column values) in one transaction."""
+        postgres = self._postgres
         with self.store.sessions() as session:
             # Straight to the driver: SQLAlchemy's per-row parameter processing costs several
             # times the decision itself.
             dbapi: Any = session.connection().connection.driver_connection
             cur = dbapi.cursor()
+            bounded = deadline.guard(self.store.engine, dbapi)
+            bounded.__enter__()
             try:
                 # Serialize chain writers across workers: the chain needs the true previous hash.
                 if postgres:
@@ -450,6 +551,7 @@ class DecisionLog:
                         cur.execute(_insert_sql(len(chunk)), flat)
             finally:
                 cur.close()
+                bounded.__exit__(None, None, None)
             session.commit()
 
 
@@ -473,6 +575,36 @@ def _insert_sql(rows: int) -> str:
     """SQLite's `INSERT … VALUES (…), (…)` for `rows` rows: placeholders only, never values."""
     one = "(" + ", ".join(["?"] * 16) + ")"
     return "INSERT INTO decisions (" + _COLUMNS + ") VALUES " + ", ".join([one] * rows)  # noqa: S608
+
+
+def spool_text(d: Decision) -> str:
+    """The canonical text (`canonical_v2`) of one decision, as the spool keeps it."""
+    req = d.request
+    subject = req.subject
+    return canonical_v2(
+        d.decision_id,
+        utc_wall(d.at),
+        subject.org or None,
+        subject.actor[:80],
+        (f"client:{subject.account}" if subject.account else subject.actor)[:80],
+        req.action[:80],
+        resource_json(d),
+        _client_owner(d.owner),
+        d.allowed,
+        d.reason,
+        d.rule,
+        d.policy_digest,
+        d.revision,
+    )
+
+
+def _spooled_row(canonical: str, postgres: bool) -> tuple[str, list[Any]]:
+    """A spooled decision as the rows `_append` takes: the same canonical text, so that its
+    hash is what the writer would have given it."""
+    f = decision_spool.fields(canonical)
+    at = decision_spool.parse_at(f[1]) if postgres else f[1]
+    values = [f[0], at, *f[2:8], f[8] if postgres else int(f[8]), *f[9:13]]
+    return canonical, values
 
 
 def wait_written(log: DecisionLog, timeout: float = 5.0) -> None:

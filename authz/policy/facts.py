@@ -23,8 +23,10 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from authz.base import clock
+from authz.base.emails import email_key
 from authz.base.errors import StoreUnavailable
 from authz.policy import grants, snapshot
+from authz.store import deadline
 from authz.store.db import Store
 from authz.store.models import (
     AuditEvent,
@@ -208,9 +210,16 @@ def _raw_chunks(session: Any, stmt: Any) -> Iterator[list[tuple[Any, ...]]]:
         cursor.itersize = _CHUNK
     else:
         cursor = dbapi.cursor()
+    driver = conn.connection.driver_connection
     try:
-        cursor.execute(sql)
-        while chunk := cursor.fetchmany(_CHUNK):
+        # Each round trip bounded (a stalled store fails the load instead of hanging it).
+        with deadline.guard(conn.engine, driver):
+            cursor.execute(sql)
+        while True:
+            with deadline.guard(conn.engine, driver):
+                chunk = cursor.fetchmany(_CHUNK)
+            if not chunk:
+                break
             yield chunk
     finally:
         cursor.close()
@@ -1108,7 +1117,8 @@ class FactIndex:
 
     def accounts_with_email(self, org_id: str, email: str) -> list[str]:
         org = self.orgs.get(org_id)
-        group = self._groups.get(f"{org}|{email.strip().lower()}") if org is not None else None
+        key = email_key(email)
+        group = self._groups.get(f"{org}|{key}") if org is not None and key else None
         return [self.c_id[j] for j in self._members(group)] if group is not None else []
 
     def _chain(self, cid: str, head: int, nxt: int) -> list[int]:
@@ -1167,13 +1177,14 @@ def read_revision(store: Store) -> int:
     except (OperationalError, PoolTimeout, dbapi_error) as exc:
         raise StoreUnavailable(f"the store did not answer: {type(exc).__name__}") from exc
     try:
-        cursor = conn.cursor()
-        try:
-            cursor.execute("SELECT revision FROM state WHERE id = 1")
-            row = cursor.fetchone()
-        finally:
-            cursor.close()
-        conn.rollback()
+        with deadline.guard(store.engine, conn.driver_connection):
+            cursor = conn.cursor()
+            try:
+                cursor.execute("SELECT revision FROM state WHERE id = 1")
+                row = cursor.fetchone()
+            finally:
+                cursor.close()
+            conn.rollback()
     except dbapi_error as exc:
         conn.invalidate()
         raise StoreUnavailable(f"the store did not answer: {type(exc).__name__}") from exc

@@ -21,7 +21,9 @@ from typing import Any
 
 from authz.base.errors import Forbidden, RevisionNotReached, Unauthenticated, ValidationFailed
 from authz.base.principals import CHECK_SCOPE, CHECK_SUBJECTS_SCOPE, REVIEW_SCOPE, Principal
+from authz.policy import decision_spool
 from authz.policy.decision_log import DecisionLog
+from authz.policy.decision_spool import Spool
 from authz.policy.engine import (
     Answers,
     CheckRequest,
@@ -98,6 +100,14 @@ def about_the_token(reason: str) -> str:
     return f"the user's access token: {reason}"
 
 
+def _spool(runtime: Runtime) -> Spool | None:
+    settings = runtime.settings
+    if settings.decision_spool_dir == "off":
+        return None
+    url = runtime.store.engine.url.render_as_string(hide_password=True)
+    return Spool(decision_spool.directory_for(url, settings.decision_spool_dir))
+
+
 class AccessService:
     """The decision engine of one process: policy files, store-backed facts, decision log."""
 
@@ -105,7 +115,7 @@ class AccessService:
         self.runtime = runtime
         self.policy = PolicySet.load()
         self.facts = FactIndex.load(runtime.store, runtime.settings.majority_age)
-        self.log = DecisionLog(runtime.store, background=background_log)
+        self.log = DecisionLog(runtime.store, background=background_log, spool=_spool(runtime))
         self.engine = Engine(self.policy, self.facts, log=self.log)
         self.tokens = TokenCache(runtime.keys, runtime.settings.issuer)
         runtime.store.policy_digest = lambda: self.policy.digest

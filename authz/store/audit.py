@@ -80,10 +80,10 @@ def verify_chain(
 ) -> tuple[int, Break | None]:
     """Walk rows in `seq` order; return how many held and the first break, if any."""
     prev = start_prev
-    last_seq = 0
+    last_seq: int | None = None
     count = 0
     for row in rows:
-        if row.seq <= last_seq:
+        if last_seq is not None and row.seq <= last_seq:
             return count, Break(row.seq, row.id, "rows are out of order")
         if row.prev_hash != prev:
             return count, Break(

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from authz.base import clock, ids
 from authz.base.errors import StoreUnavailable
-from authz.store import audit
+from authz.store import audit, deadline
 from authz.store.models import AuditEvent, State
 from authz.store.revision_hint import RevisionHint
 
@@ -52,7 +52,7 @@ def make_engine(url: str, pool_timeout: float = 2.0, statement_timeout_ms: int =
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(
+    engine = create_engine(
         url,
         pool_size=5,
         max_overflow=5,
@@ -70,6 +70,10 @@ def make_engine(url: str, pool_timeout: float = 2.0, statement_timeout_ms: int =
             "tcp_user_timeout": statement_timeout_ms + 2000,
         },
     )
+    if statement_timeout_ms > 0:
+        # The server's own timeout gets the first second to answer with an error.
+        deadline.install(engine, statement_timeout_ms / 1000 + 1.0)
+    return engine
 
 
 _UNAVAILABLE = (OperationalError, PoolTimeout)

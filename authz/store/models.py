@@ -239,6 +239,17 @@ class AuditEvent(Base):
     hash: Mapped[str] = mapped_column(String(64))
 
 
+class ChainHead(Base):
+    """Where a hash chain (`changes`, `decisions`) must end: its newest row's seq and hash.
+
+    Moved forward by a trigger on every insert (migration e7a3c1f04b92), never by hand."""
+
+    __tablename__ = "chain_heads"
+    name: Mapped[str] = mapped_column(String(20), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
 class OAuthClient(Base):
     __tablename__ = "oauth_clients"
     client_id: Mapped[str] = mapped_column(String(40), primary_key=True)

@@ -13,7 +13,7 @@ from authz.compliance.audit_log import decision_hash
 from authz.policy.decision_log import HASH_FORMAT
 from authz.store import audit
 from authz.store.db import Store
-from authz.store.models import AuditEvent, Decision
+from authz.store.models import AuditEvent, ChainHead, Decision
 from tests.compliance.chains import append_decisions
 from tests.compliance.cli import authz, authz_json
 
@@ -141,3 +141,109 @@ def test_verify_on_a_store_that_cannot_be_reached_is_one_line() -> None:
     done = authz("postgresql://nobody@127.0.0.1:1/none", "audit", "verify")
     assert done.returncode != 0
     assert done.stderr.startswith("authz: ") and len(done.stderr.strip().splitlines()) == 1
+
+
+# Issue 12, finding 2: a chain cut at its end, emptied, or with its last row moved, fails.
+def _cut_last(n: int) -> Any:
+    def cut(store: Store, model: Any) -> None:
+        doomed = [r.seq for r in rows(store, model)][-n:]
+        with store.engine.begin() as conn:
+            conn.execute(delete(model).where(model.seq.in_(doomed)))
+
+    return cut
+
+
+def _cut_half(store: Store, model: Any) -> None:
+    seqs = [r.seq for r in rows(store, model)]
+    with store.engine.begin() as conn:
+        conn.execute(delete(model).where(model.seq >= seqs[len(seqs) // 2]))
+
+
+def _empty(store: Store, model: Any) -> None:
+    with store.engine.begin() as conn:
+        conn.execute(delete(model))
+
+
+def _last_to_zero(store: Store, model: Any) -> None:
+    last = rows(store, model)[-1]
+    with store.engine.begin() as conn:
+        conn.execute(update(model).where(model.seq == last.seq).values(seq=0))
+
+
+TRUNCATE = {
+    "last row": _cut_last(1),
+    "last 5 rows": _cut_last(5),
+    "last half": _cut_half,
+    "emptied": _empty,
+    "last row moved to seq 0": _last_to_zero,
+}
+
+
+@pytest.mark.parametrize("chain", CHAINS)
+@pytest.mark.parametrize("how", TRUNCATE)
+def test_a_chain_cut_at_its_end_is_caught(db_url: str, store: Store, chain: str, how: str) -> None:
+    TRUNCATE[how](store, CHAINS[chain])
+    code, out = authz_json(db_url, "audit", "verify")
+    assert code == 1 and out["ok"] is False, out
+    other = "decisions" if chain == "changes" else "changes"
+    assert out[other]["first_break"] is None
+    assert out[chain]["first_break"] is not None
+
+
+def test_a_rehashed_chain_passes_alone_but_not_against_a_signed_checkpoint(
+    db_url: str, store: Store, tmp_path: Any
+) -> None:
+    from authz.tokens import keys
+
+    keys.ensure_key(store, "test", keys.ACCESS_TOKEN)
+    path = tmp_path / "checkpoint.json"
+    done = authz(db_url, "audit", "checkpoint", "--out", str(path))
+    assert done.returncode == 0, done.stderr
+    code, out = authz_json(db_url, "audit", "verify", "--against", str(path))
+    assert code == 0 and out["decisions"]["signed_checkpoint"] == {"seq": 8, "held": True}
+    # Someone who can write the database edits a decision and re-hashes everything after it,
+    # head included: the chain alone holds again.
+    all_rows = rows(store, Decision)
+    with store.engine.begin() as conn:
+        prev = all_rows[1].hash
+        for r in all_rows[2:]:
+            data = {c.name: getattr(r, c.name) for c in Decision.__table__.columns}
+            data.update(prev_hash=prev, allowed=False if r is all_rows[2] else r.allowed)
+            data["hash"] = decision_hash(type("Row", (), data))
+            conn.execute(
+                update(Decision)
+                .where(Decision.seq == r.seq)
+                .values(prev_hash=data["prev_hash"], allowed=data["allowed"], hash=data["hash"])
+            )
+            prev = data["hash"]
+        conn.execute(update(ChainHead).where(ChainHead.name == "decisions").values(hash=prev))
+    code, out = authz_json(db_url, "audit", "verify")
+    assert code == 0, out
+    code, out = authz_json(db_url, "audit", "verify", "--against", str(path))
+    assert code == 1 and "rewritten" in out["decisions"]["first_break"]["reason"]
+    # A forged file (signature broken) is refused in one line.
+    forged = path.read_text().replace('"seq": 8', '"seq": 7')
+    path.write_text(forged)
+    done = authz(db_url, "audit", "verify", "--against", str(path))
+    assert done.returncode != 0
+
+
+def test_cutting_before_a_signed_checkpoint_and_moving_the_head_is_caught(
+    db_url: str, store: Store, tmp_path: Any
+) -> None:
+    from authz.tokens import keys
+
+    keys.ensure_key(store, "test", keys.ACCESS_TOKEN)
+    path = tmp_path / "checkpoint.json"
+    assert authz(db_url, "audit", "checkpoint", "--out", str(path)).returncode == 0
+    last = rows(store, Decision)[-3:]
+    with store.engine.begin() as conn:
+        conn.execute(delete(Decision).where(Decision.seq.in_([r.seq for r in last])))
+        conn.execute(
+            update(ChainHead)
+            .where(ChainHead.name == "decisions")
+            .values(seq=last[0].seq - 1, hash=last[0].prev_hash)
+        )
+    assert authz_json(db_url, "audit", "verify")[0] == 0
+    code, out = authz_json(db_url, "audit", "verify", "--against", str(path))
+    assert code == 1 and "missing" in out["decisions"]["first_break"]["reason"]

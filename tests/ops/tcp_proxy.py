@@ -10,6 +10,7 @@ import contextlib
 import selectors
 import socket
 import threading
+import time
 
 
 class TcpProxy:
@@ -21,6 +22,7 @@ class TcpProxy:
         self._pairs: list[tuple[socket.socket, socket.socket]] = []
         self._held: list[socket.socket] = []
         self._up = True
+        self._stalled = False
         self._closed = False
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -50,6 +52,8 @@ class TcpProxy:
         try:
             while True:
                 for key, _ in sel.select():
+                    while self._stalled and not self._closed:
+                        time.sleep(0.02)  # connected, acknowledged by the kernel, unanswered
                     data = key.fileobj.recv(65536)  # type: ignore[union-attr]
                     if not data:
                         return
@@ -85,6 +89,11 @@ class TcpProxy:
         for a, b in pairs:
             self._reset(a)
             self._reset(b)
+
+    def stall(self, stalled: bool = True) -> None:
+        """Keep every connection open but forward no byte (a frozen server or network path);
+        new connections are accepted and forwarded the same way. `stall(False)` resumes."""
+        self._stalled = stalled
 
     def restore(self) -> None:
         """Forward again; connections held while cut are closed (their clients gave up)."""

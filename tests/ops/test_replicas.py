@@ -372,3 +372,41 @@ def test_two_replicas_never_allow_after_a_revoke_returned(
             5,
             "no lag",
         )
+
+
+def test_a_revoked_switch_token_stays_dead_on_another_replica(
+    two_apps: tuple[Api, Any, TcpProxy],
+) -> None:
+    """Issue 12, finding 1, across replicas: the token is minted, its grant revoked and granted
+    again (a new acknowledgement, a new invite accepted) on A; B never brings it back."""
+    api, b, _ = two_apps
+    mia = api.client("Mia", "adult", "mia@x.test")["id"]
+    carlos = api.client("Carlos", "adult", "carlos@x.test")["id"]
+    access = {"enabled": True, "acknowledgement": ACK}
+    link = api.ok(
+        "POST",
+        f"/v1/clients/{mia}/links",
+        {"client_id": carlos, "relationship": "caregiver", "portal_access": access},
+    )
+    own = api.sign_in(f"client:{carlos}", "carlos@x.test")
+    api.ok("POST", f"/v1/invites/{link['dev_invite_token']}/accept", {}, token=own)
+    old = api.exchange(own, f"client:{mia}").get_json()["access_token"]
+    path = f"/v1/clients/{mia}/links/{link['id']}"
+    api.ok("PATCH", path, {"portal_access": {"enabled": False}})
+    again = api.ok("PATCH", path, {"portal_access": access})
+    api.ok("POST", f"/v1/invites/{again['dev_invite_token']}/accept", {}, token=own)
+
+    b_api = Api(b, api.org_id, api.provider_id, api.provider_email, api.reviewer_id,
+                api.client_id, api.client_secret)  # fmt: skip
+    r = b_api.http.post("/oauth/introspect", data={"token": old}, headers=b_api.basic())
+    assert r.status_code == 200 and r.get_json() == {"active": False}
+    service = b_api.service_token(CHECK_SCOPES)
+    body = {
+        "token": old,
+        "action": "invoice.read",
+        "resource": {"type": "invoice", "id": "inv_1", "owner": mia},
+    }
+    assert b_api.ok("POST", "/v1/access/check", body, token=service)["allowed"] is False
+    fresh = b_api.exchange(own, f"client:{mia}").get_json()["access_token"]
+    body["token"] = fresh
+    assert b_api.ok("POST", "/v1/access/check", body, token=service)["allowed"] is True

@@ -31,9 +31,7 @@ from .graphs import NOW, graphs, index_of
 
 POLICY = PolicySet.load()
 AUDIENCE = "https://portal.test"
-FAMILIES = settings(
-    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+FAMILIES = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def engine_of(g: dict[str, Any]) -> Engine:

@@ -312,3 +312,26 @@ def test_a_store_that_cannot_answer_the_revision_read_fails_closed(tmp_path) -> 
     broken = Store(make_engine(f"sqlite:///{tmp_path}/missing/x.db"))
     with pytest.raises(StoreUnavailable):
         FactIndex().ensure_fresh(broken)
+
+
+def test_the_catch_up_query_reads_the_revision_index(db_url: str) -> None:
+    """Issue 12, finding 6: the changes after a revision are found through an index on
+    `audit_events.revision`, not by scanning the whole trail."""
+    from sqlalchemy import text as sql_text
+
+    from authz.store.db import Store as _Store
+
+    store = _Store.from_url(db_url)
+    query = "SELECT kind FROM audit_events WHERE revision > 5 AND revision <= 9 ORDER BY seq"
+    try:
+        with store.read() as session:
+            if store.engine.dialect.name == "sqlite":
+                plan = " ".join(
+                    str(r[-1]) for r in session.execute(sql_text("EXPLAIN QUERY PLAN " + query))
+                )
+            else:
+                session.execute(sql_text("SET LOCAL enable_seqscan = off"))
+                plan = " ".join(r[0] for r in session.execute(sql_text("EXPLAIN " + query)))
+    finally:
+        store.close()
+    assert "ix_audit_events_revision" in plan, plan

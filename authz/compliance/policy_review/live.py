@@ -88,7 +88,7 @@ def _line(kind: str, *fields: str) -> str:
     for value in fields:
         if not _FIELD.fullmatch(value):
             raise Conflict(
-                f"the store holds a value the export cannot write safely: {value!r}; "
-                "correct it before exporting"
+                f"the stored value {value!r} cannot be exported safely (it could split or add "
+                "a policy line); correct it before exporting"
             )
     return ", ".join((kind, *fields))
