@@ -26,6 +26,7 @@ from authz import clock, grants
 from authz.errors import StoreUnavailable
 from authz.links import ENTITLEMENT
 from authz.policy import snapshot
+from authz.policy.age_bands import Band, BandTable
 from authz.store.db import Store
 from authz.store.models import (
     AuditEvent,
@@ -49,6 +50,8 @@ _ST = {s: i for i, s in enumerate(STATUSES)}
 _LV = {s: i for i, s in enumerate(LEVELS)}
 _ACTIVE_STATUS = _ST["active"]
 _NONE = -1
+#: The relation a caregiver holds on a minor in the adolescent band (policies/adolescents.csv).
+ADOLESCENT_PROXY = "adolescent_proxy"
 # Smaller indexes read the store quickly enough without a snapshot.
 SNAPSHOT_MIN_ROWS = 100_000
 # Above this many touched rows, one full reload is cheaper than row-by-row refresh.
@@ -59,6 +62,8 @@ class OrgRow(NamedTuple):
     id: str
     name: str
     entitlements: list[str]
+    #: Where the organization practises (a row of policies/age_bands.yaml; None: the default).
+    jurisdiction: str | None = None
 
 
 class StaffRow(NamedTuple):
@@ -272,8 +277,10 @@ class _IdTable:
 class FactIndex:
     """Store-backed relations: `paths(sub, owner)` and `pm_owner(pm)`; see module docstring."""
 
-    def __init__(self, majority_age: int = 18) -> None:
+    def __init__(self, majority_age: int = 18, bands: BandTable | None = None) -> None:
         self.majority_age = majority_age
+        #: The age bands of minors' grants per jurisdiction (policies/age_bands.yaml).
+        self.bands = bands or BandTable.load()
         self.revision = 0
         #: What the last refresh read: audit rows and the entities it reloaded (for tests, metrics).
         self.last_refresh: dict[str, int] = {}
@@ -289,6 +296,9 @@ class FactIndex:
         self.org_ids: list[str] = []
         self.org_names: list[str] = []
         self.org_portal: bytearray = bytearray()
+        self.org_jurisdiction: list[str | None] = []
+        #: Categories a minor shares with a caregiver: (minor, caregiver) → labels.
+        self.consents: dict[tuple[str, str], frozenset[str]] = {}
         self.providers: dict[str, tuple[int, str]] = {}
         self.reviewers: dict[str, tuple[int, str]] = {}
         # Small tables of repeated words (first names, relationships, staff ids), by index.
@@ -532,6 +542,8 @@ class FactIndex:
                 "org_ids": self.org_ids,
                 "org_names": self.org_names,
                 "org_portal": list(self.org_portal),
+                "org_jurisdiction": self.org_jurisdiction,
+                "consents": {f"{m}|{c}": sorted(v) for (m, c), v in self.consents.items()},
                 "providers": self.providers,
                 "reviewers": self.reviewers,
                 "words": self.words,
@@ -603,6 +615,12 @@ class FactIndex:
         self.org_ids, self.org_names = org_ids, org_names
         self.orgs = dict(zip(org_ids, range(len(org_ids)), strict=True))
         self.org_portal = bytearray(org_portal)
+        self.org_jurisdiction = list(sections["org_jurisdiction"])
+        if len(self.org_jurisdiction) != len(org_ids):
+            raise ValueError("snapshot sections disagree")
+        for key, labels in sections["consents"].items():
+            minor, _, caregiver = key.partition("|")
+            self.consents[(minor, caregiver)] = frozenset(labels)
         for table, rows in ((self.providers, "providers"), (self.reviewers, "reviewers")):
             table.update({k: (int(org), str(name)) for k, (org, name) in sections[rows].items()})
         self.words = [sys.intern(w) for w in sections["words"]]
@@ -624,8 +642,45 @@ class FactIndex:
             self.org_ids.append(row[0])
             self.org_names.append(row[1])
             self.org_portal.append(0)
+            self.org_jurisdiction.append(None)
         self.org_names[i] = row[1]
         self.org_portal[i] = ENTITLEMENT in (row[2] or [])
+        self.org_jurisdiction[i] = row[3] if len(row) > 3 else None
+
+    def put_consent(self, minor: str, caregiver: str, labels: Iterable[str]) -> None:
+        """The categories `minor` now shares with `caregiver` (empty: none)."""
+        shared = frozenset(labels)
+        if shared:
+            self.consents[(minor, caregiver)] = shared
+        else:
+            self.consents.pop((minor, caregiver), None)
+
+    def shares(self, minor: str, caregiver: str, label: str) -> bool:
+        """`g3(caregiver, label, minor)`: the minor shares that category with the caregiver."""
+        kind, _, cid = caregiver.partition(":")
+        return kind == "client" and label in self.consents.get((minor, cid), ())
+
+    def band(self, cid: str, now: dt.datetime) -> Band | None:
+        """A minor client's age band now (policies/age_bands.yaml), or None for an adult or a
+        minor without a birth date."""
+        i = self.client_index(cid)
+        if i is None:
+            return None
+        birth = self.c_rec[i * _C + _C_BIRTH]
+        if not birth:
+            return None
+        org = self.c_rec[i * _C + _C_ORG]
+        return self.bands.band(self.org_jurisdiction[org], dt.date.fromordinal(birth), now.date())
+
+    def relations(self, sub: str, owner: str, now: dt.datetime) -> frozenset[str]:
+        """Every relation `g(sub, ·, owner)` holds: the paths', and `adolescent_proxy` for a
+        caregiver of a minor in the adolescent band of the organization's jurisdiction."""
+        held = {p.rel for p in self.paths(sub, owner, now)}
+        if any(rel.startswith("caregiver_") for rel in held):
+            band = self.band(owner, now)
+            if band is not None and band.name == "adolescent":
+                held.add(ADOLESCENT_PROXY)
+        return frozenset(held)
 
     def put_staff(self, table: dict[str, tuple[int, str]], row: Any) -> None:
         org = self.orgs.get(row[1])
@@ -910,7 +965,12 @@ class FactIndex:
             receiver_active=bool(rflags & _ACTIVE),
             caregiver_active=bool(cflags & _ACTIVE),
         )
-        return grants.effective_state(facts, now, self.majority_age)
+        majority = self.majority_age
+        jurisdiction = self.org_jurisdiction[crec[recv + _C_ORG]]
+        if birth and jurisdiction:
+            # The jurisdiction's row says when a minor's grant ends (policies/age_bands.yaml).
+            majority = self.bands.ages(jurisdiction).adult
+        return grants.effective_state(facts, now, majority)
 
     def paths(self, sub: str, owner: str, now: dt.datetime | None = None) -> list[Path]:
         """Every relation `sub` (`client:<id>`, `provider:<id>`, `reviewer:<id>`) holds on
@@ -960,6 +1020,8 @@ class FactIndex:
 
     def has_relation(self, sub: str, rel: str, owner: str, now: dt.datetime | None = None) -> bool:
         """`g(sub, rel, owner)`."""
+        if rel == ADOLESCENT_PROXY:
+            return rel in self.relations(sub, owner, now or clock.now())
         return any(p.rel == rel for p in self.paths(sub, owner, now))
 
     def pm_belongs(self, pm: str, owner: str) -> bool:
