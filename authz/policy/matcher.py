@@ -27,7 +27,7 @@ class MatcherError(AuthzError):
 
 _TOKEN = re.compile(
     r"\s*(?:(?P<str>\"[^\"\\]*\")|(?P<op>&&|\|\||==|!=|!|\(|\)|,)"
-    r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?))"
+    r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*))"
 )
 
 Node = tuple[Any, ...]
@@ -120,6 +120,8 @@ class _Parser:
             return ("str", value[1:-1])
         if kind != "name":
             raise MatcherError(f"unexpected {value!r} in the matcher")
+        if value.count(".") > 1:
+            raise MatcherError(f"{value}: attribute access is outside the subset")
         if "." in value:
             obj, _, name = value.partition(".")
             fields = self.request if obj == "r" else self.policy if obj == "p" else None

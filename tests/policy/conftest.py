@@ -14,13 +14,19 @@ from authz.store import migrate
 from authz.store.db import Store, make_engine
 
 PG_URL = os.environ.get("AUTHZ_TEST_POSTGRES_URL")
-BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(
-    not PG_URL, reason="AUTHZ_TEST_POSTGRES_URL is not set"))]
+BACKENDS = [
+    "sqlite",
+    pytest.param(
+        "postgresql",
+        marks=pytest.mark.skipif(not PG_URL, reason="AUTHZ_TEST_POSTGRES_URL is not set"),
+    ),
+]
 
 
 def _pg_admin_url(url: str) -> str:
     return "postgresql+psycopg://" + url.removeprefix("postgresql://").removeprefix(
-        "postgresql+psycopg://")
+        "postgresql+psycopg://"
+    )
 
 
 @pytest.fixture(params=BACKENDS)

@@ -14,8 +14,11 @@ POLICY = PolicySet.load()
 @pytest.mark.parametrize("suite", SUITES, ids=[s.path.name for s in SUITES])
 def test_suite(suite: cases.Suite) -> None:
     results = cases.run_suite(suite, POLICY)
-    failed = [f"{r.name}: {r.problem} (reason: {r.reason}; rule: {r.rule})"
-              for r in results if not r.passed]
+    failed = [
+        f"{r.name}: {r.problem} (reason: {r.reason}; rule: {r.rule})"
+        for r in results
+        if not r.passed
+    ]
     assert not failed, "\n".join(failed)
 
 
@@ -24,9 +27,16 @@ def test_every_rule_is_exercised() -> None:
     rules = {r.rule for r in cases.run_all()}
     decided = {line for line in (str(r) for r in POLICY.rules) if line in rules}
     relations = {line.split(", ")[1] for line in decided}
-    assert relations >= {"self", "shared_email", "caregiver_full", "caregiver_billing",
-                         "caregiver_scheduling", "provider", "reviewer",
-                         "payment_method_of_another_client"}
+    assert relations >= {
+        "self",
+        "shared_email",
+        "caregiver_full",
+        "caregiver_billing",
+        "caregiver_scheduling",
+        "provider",
+        "reviewer",
+        "payment_method_of_another_client",
+    }
 
 
 def test_suites_cover_allow_and_deny() -> None:

@@ -27,13 +27,11 @@ from authz.principals import Principal
 from authz.rfc8693 import issued_for
 from tests.compliance.test_policy_store import enforcer_from
 
-from .graphs import NOW, graphs, index_of
+from .graphs import LABELS, NOW, graphs, index_of
 
 POLICY = PolicySet.load()
 AUDIENCE = "https://portal.test"
-FAMILIES = settings(
-    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+FAMILIES = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def engine_of(g: dict[str, Any]) -> Engine:
@@ -135,5 +133,6 @@ def test_the_export_decides_as_the_engine(g: dict[str, Any], data: st.DataObject
             data.draw(st.sampled_from(owners)),
             data.draw(st.sampled_from(sorted(vocabulary.ACTIONS))),
             data.draw(st.sampled_from(pms)),
+            data.draw(st.sampled_from(["", *LABELS])),
         )
         assert engine.evaluate(*request, now=NOW)[0] == enforcer.enforce(*request), request

@@ -15,11 +15,20 @@ def engine() -> Engine:
 
 
 def test_a_delegated_token_decides_as_the_caregiver_within_its_grant() -> None:
-    claims = {"sub": "client:cli_sam", "org": "org_1", "authz_via": "delegation",
-              "act": {"sub": "client:cli_jenna"}, "grant": "lnk_42", "scope": "profile billing"}
+    claims = {
+        "sub": "client:cli_sam",
+        "org": "org_1",
+        "authz_via": "delegation",
+        "act": {"sub": "client:cli_jenna"},
+        "grant": "lnk_42",
+        "scope": "profile billing",
+    }
     subject = Subject.from_principal(Principal.from_claims(claims))
-    assert (subject.actor, subject.account, subject.grant) == ("client:cli_jenna", "cli_sam",
-                                                               "lnk_42")
+    assert (subject.actor, subject.account, subject.grant) == (
+        "client:cli_jenna",
+        "cli_sam",
+        "lnk_42",
+    )
     e = engine()
     invoice = Resource("invoice", "i", "cli_sam")
     ok = e.check(CheckRequest(subject, "invoice.pay", invoice, "pm_sam"))
@@ -30,8 +39,9 @@ def test_a_delegated_token_decides_as_the_caregiver_within_its_grant() -> None:
 
 def test_answer_has_the_contract_fields_and_unique_ids() -> None:
     e = engine()
-    req = CheckRequest(Subject("client:cli_tom", "org_1", "cli_tom"), "client.read",
-                       Resource("client", "cli_tom"))
+    req = CheckRequest(
+        Subject("client:cli_tom", "org_1", "cli_tom"), "client.read", Resource("client", "cli_tom")
+    )
     a, b = e.check(req).as_dict(), e.check(req).as_dict()
     assert set(a) == {"allowed", "decision_id", "reason", "rule", "revision"}
     assert a["decision_id"].startswith("dec_") and a["decision_id"] != b["decision_id"]
@@ -41,8 +51,10 @@ def test_answer_has_the_contract_fields_and_unique_ids() -> None:
 def test_batch_answers_in_order() -> None:
     e = engine()
     sub = Subject("client:cli_tom", "org_1", "cli_tom")
-    reqs = [CheckRequest(sub, "client.read", Resource("client", c))
-            for c in ("cli_tom", "cli_gus", "cli_jenna")]
+    reqs = [
+        CheckRequest(sub, "client.read", Resource("client", c))
+        for c in ("cli_tom", "cli_gus", "cli_jenna")
+    ]
     # Tom shares Jenna's email, but his own token acts on his own account only.
     decided = e.check_batch(reqs)
     assert [d.allowed for d in decided] == [True, False, False]
@@ -52,8 +64,11 @@ def test_batch_answers_in_order() -> None:
 def test_accounts_for_a_login_list_every_own_account_and_their_grants() -> None:
     accounts = engine().accounts_for_login("org_1", "Family@Example.org")
     assert {(a.client_id, a.via, a.link_id) for a in accounts} == {
-        ("cli_jenna", "self", None), ("cli_tom", "self", None),
-        ("cli_sam", "delegation", "lnk_42"), ("cli_gus", "delegation", "lnk_bil")}
+        ("cli_jenna", "self", None),
+        ("cli_tom", "self", None),
+        ("cli_sam", "delegation", "lnk_42"),
+        ("cli_gus", "delegation", "lnk_bil"),
+    }
 
 
 def test_who_can_names_the_grant_behind_each_caregiver() -> None:
