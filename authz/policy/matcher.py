@@ -105,6 +105,8 @@ class _Parser:
             if left[0] not in ("field", "str") or right[0] not in ("field", "str"):
                 raise MatcherError(f"`{op}` compares fields and strings only")
             return ("eq" if op == "==" else "ne", left, right)
+        if op is not None and op not in ("&&", "||", ")", ","):
+            raise MatcherError(f"{op!r} is outside the subset")
         if left[0] in ("field", "str"):
             raise MatcherError(f"a bare {left[0]} is not a condition; compare it with == or !=")
         return left
