@@ -65,7 +65,7 @@ class _Parser:
 
     def take(self) -> tuple[str, str]:
         if self.i >= len(self.toks):
-            raise MatcherError("the matcher ends too early")
+            raise MatcherError("the matcher ends too early (unbalanced parentheses?)")
         tok = self.toks[self.i]
         self.i += 1
         return tok
