@@ -167,9 +167,7 @@ def _validate_portal(raw: Any, creating: bool) -> dict[str, Any]:
     }
 
 
-def check_ages(
-    settings: Settings, receiver: Client, caregiver: Client, client_type: str
-) -> None:
+def check_ages(settings: Settings, receiver: Client, caregiver: Client, client_type: str) -> None:
     """Refuse at once what could never work: a care receiver recorded as a minor but past the
     age of majority, or a link's `client_type` that its client's birth date contradicts."""
     today = clock.now().date()

@@ -30,6 +30,7 @@ from authz.policy.age_bands import Band, BandTable
 from authz.store.db import Store
 from authz.store.models import (
     AuditEvent,
+    CategoryShare,
     Client,
     Link,
     OAuthClient,
@@ -124,6 +125,12 @@ class GrantInfo(NamedTuple):
     expires_at: dt.datetime | None
 
 
+_ORG_COLS = (
+    Organization.id,
+    Organization.name,
+    Organization.entitlements,
+    Organization.jurisdiction,
+)
 _CLIENT_COLS = (
     Client.id,
     Client.org_id,
@@ -489,9 +496,7 @@ class FactIndex:
             revision = int(session.execute(select(State.revision)).scalar_one())
             self._clear()
             self._load_rows(
-                session.execute(
-                    select(Organization.id, Organization.name, Organization.entitlements)
-                ),
+                session.execute(select(*_ORG_COLS)),
                 session.execute(select(Provider.id, Provider.org_id, Provider.name)),
                 session.execute(select(Reviewer.id, Reviewer.org_id, Reviewer.name)),
                 _raw_chunks(session, select(*_CLIENT_COLS)),
@@ -500,6 +505,7 @@ class FactIndex:
                 unique=True,
             )
             self._read_tokens_and_oauth(session)
+            self._read_shares(session, None)
             newest = session.execute(
                 select(AuditEvent.seq, AuditEvent.hash)
                 .where(AuditEvent.revision <= revision)
@@ -510,6 +516,23 @@ class FactIndex:
             self.revision = revision
             self.loaded_from = "store"
         _return_free_memory()
+
+    def _read_shares(self, session: Any, minors: set[str] | None) -> None:
+        """The categories minors share now (all, or those of `minors`)."""
+        stmt = select(
+            CategoryShare.minor_id, CategoryShare.caregiver_id, CategoryShare.label
+        ).where(CategoryShare.withdrawn_at.is_(None))
+        if minors is not None:
+            if not minors:
+                return
+            stmt = stmt.where(CategoryShare.minor_id.in_(sorted(minors)))
+            for key in [k for k in self.consents if k[0] in minors]:
+                del self.consents[key]
+        shared: dict[tuple[str, str], set[str]] = {}
+        for minor, caregiver, label in session.execute(stmt):
+            shared.setdefault((minor, caregiver), set()).add(label)
+        for (minor, caregiver), labels in shared.items():
+            self.put_consent(minor, caregiver, labels)
 
     def _read_tokens_and_oauth(self, session: Any) -> None:
         now = clock.now().timestamp()
@@ -865,6 +888,8 @@ class FactIndex:
                     touched[key].add(entity)
                 if family in ("link", "grant"):
                     touched["client"].update(client_ids or [])
+                if family == "share":
+                    touched["share"].update(client_ids or [])
         if sum(len(v) for v in touched.values()) > _FULL_RELOAD_AT:
             self.reload(store)
             return self.revision
@@ -884,12 +909,9 @@ class FactIndex:
             for start in range(0, len(items), 500):
                 yield from session.execute(stmt.where(col.in_(items[start : start + 500])))
 
-        for row in rows(
-            select(Organization.id, Organization.name, Organization.entitlements),
-            Organization.id,
-            touched["org"],
-        ):
+        for row in rows(select(*_ORG_COLS), Organization.id, touched["org"]):
             self.put_org(row)
+        self._read_shares(session, touched["share"])
         for model, table in ((Provider, self.providers), (Reviewer, self.reviewers)):
             for row in rows(select(model.id, model.org_id, model.name), model.id, touched["staff"]):
                 self.put_staff(table, row)
@@ -1201,8 +1223,9 @@ _FAMILIES = {
     "reviewer": "staff",
     "token": "token",
     "oauth_client": "oauth",
+    "share": "share",
 }
-_TOUCHED = ("org", "staff", "client", "link", "pm", "token", "oauth")
+_TOUCHED = ("org", "staff", "client", "link", "pm", "token", "oauth", "share")
 
 
 def read_revision(store: Store) -> int:

@@ -1,0 +1,135 @@
+"""Adolescent confidentiality through the check API: a caregiver's delegated token for a
+14-year-old, labelled records, the minor's consent and its withdrawal, and the 18th birthday,
+with no write between the consent's changes and the decisions they change."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from authz import category_shares, clock
+from authz.errors import Conflict, Forbidden, ValidationFailed
+from authz.store.models import AuditEvent
+from tests.helpers import Api
+
+
+@pytest.fixture(autouse=True)
+def _clock() -> Iterator[None]:
+    yield
+    clock.reset()
+
+
+def _years_before(day: dt.date, years: int) -> dt.date:
+    return day.replace(year=day.year - years)
+
+
+def _check(api: Api, token: str, owner: str, rtype: str, labels: list[str] | None = None) -> Any:
+    service = api.service_token("authz:check")
+    resource: dict[str, Any] = {"type": rtype, "id": f"{rtype}_1", "owner": owner}
+    if labels is not None:
+        resource["labels"] = labels
+    action = f"{rtype}.read"
+    return api.ok(
+        "POST",
+        "/v1/access/check",
+        {"token": token, "action": action, "resource": resource},
+        token=service,
+    )
+
+
+def _family(api: Api, birth: dt.date) -> tuple[dict[str, Any], dict[str, Any], str]:
+    sam = api.client("Sam", "minor", "fam@x.test", birth_date=birth.isoformat())
+    link, caregiver = api.grant(sam["id"], "care@x.test")
+    delegated = api.exchange(caregiver, f"client:{sam['id']}").get_json()["access_token"]
+    return sam, link, delegated
+
+
+def test_a_14_year_old_shares_psy_then_withdraws_then_comes_of_age(api: Api) -> None:
+    # Five minutes before midnight: Sam is 14; Alex turns 18 at midnight.
+    midnight = dt.datetime.combine(clock.now().date() + dt.timedelta(days=1), dt.time(), dt.UTC)
+    clock.travel(midnight - clock.now() - dt.timedelta(minutes=5))
+    tomorrow = midnight.date()
+    sam, link, delegated = _family(api, _years_before(tomorrow, 14) - dt.timedelta(days=30))
+    caregiver_id = link["linked_client_id"]
+
+    psy = _check(api, delegated, sam["id"], "document", ["PSY"])
+    assert psy["allowed"] is False
+    assert "adolescent band of US (13 to 17" in psy["reason"]
+    assert "PSY-labelled" in psy["reason"]
+    assert (
+        psy["rule"] == "policies/adolescents.csv:8: p, adolescent_confidential, document.read, deny"
+    )
+    assert _check(api, delegated, sam["id"], "invoice")["allowed"] is True
+    assert _check(api, delegated, sam["id"], "document")["allowed"] is True  # unlabelled
+
+    minor = api.sign_in(f"client:{sam['id']}", "fam@x.test")
+    assert minor  # Sam signs in; the consent below is recorded as Sam's own act
+    category_shares.share(
+        api.rt.store,
+        f"client:{sam['id']}",
+        api.org_id,
+        sam["id"],
+        caregiver_id,
+        ["PSY"],
+        "I want my mum to see my therapy notes",
+    )
+    assert _check(api, delegated, sam["id"], "document", ["PSY"])["allowed"] is True
+    # Sharing PSY shares nothing else.
+    assert _check(api, delegated, sam["id"], "document", ["PSY", "SEX"])["allowed"] is False
+
+    category_shares.withdraw(
+        api.rt.store,
+        f"provider:{api.provider_id}",
+        api.org_id,
+        sam["id"],
+        caregiver_id,
+        ["PSY"],
+        "Sam asked at today's visit to stop sharing",
+    )
+    assert _check(api, delegated, sam["id"], "document", ["PSY"])["allowed"] is False
+    with api.rt.store.read() as session:
+        kinds = list(
+            session.scalars(select(AuditEvent.kind).where(AuditEvent.kind.like("share.%")))
+        )
+    assert kinds == ["share.given", "share.withdrawn"]
+
+    alex, _, alex_token = _family(api, _years_before(tomorrow, 18))
+    assert _check(api, alex_token, alex["id"], "invoice")["allowed"] is True
+    before = api.rt.store.revision()
+    clock.travel(dt.timedelta(minutes=6))  # midnight: Alex is 18
+    assert api.rt.store.revision() == before
+    for rtype in ("invoice", "document", "appointment"):
+        assert _check(api, alex_token, alex["id"], rtype)["allowed"] is False
+
+
+def test_unknown_labels_are_a_400(api: Api) -> None:
+    service = api.service_token("authz:check")
+    body = {
+        "subject": "provider:x",
+        "action": "document.read",
+        "resource": {"type": "document", "owner": "cli_1", "labels": ["PSY", "XYZ"]},
+    }
+    r = api.call("POST", "/v1/access/check", body, token=service)
+    assert r.status_code == 400
+    assert "resource.labels" in r.get_data(as_text=True)
+
+
+def test_only_the_minor_or_a_provider_with_their_statement_decides(api: Api) -> None:
+    today = clock.now().date()
+    sam, link, _ = _family(api, _years_before(today, 14))
+    cg = link["linked_client_id"]
+    store = api.rt.store
+    with pytest.raises(Forbidden):
+        category_shares.share(store, f"client:{cg}", api.org_id, sam["id"], cg, ["PSY"])
+    with pytest.raises(ValidationFailed):
+        category_shares.share(store, "provider:p", api.org_id, sam["id"], cg, ["PSY"], " ")
+    with pytest.raises(ValidationFailed):
+        category_shares.share(store, f"client:{sam['id']}", api.org_id, sam["id"], cg, ["XYZ"])
+    child = api.client("Kit", "minor", "fam@x.test", birth_date=_years_before(today, 9).isoformat())
+    api.link(child["id"], cg)
+    with pytest.raises(Conflict, match="sharing starts at 13"):
+        category_shares.share(store, f"client:{child['id']}", api.org_id, child["id"], cg, ["PSY"])
