@@ -83,7 +83,7 @@ def read_policy_lines(policy_dir: Path = POLICY_DIR) -> list[Rule]:
 def files_digest(model_path: Path = MODEL_PATH, policy_dir: Path = POLICY_DIR) -> str:
     """The digest of the model and policy files: what every decision and change records."""
     digest = hashlib.sha256(model_path.read_bytes())
-    for path in sorted(policy_dir.glob("*.csv")):
+    for path in sorted(policy_dir.glob("*.csv")) + sorted(policy_dir.glob("age_bands.yaml")):
         digest.update(b"\0" + path.name.encode() + b"\0" + path.read_bytes())
     return "sha256:" + digest.hexdigest()
 

@@ -290,7 +290,15 @@ def _check_payments(
         for subject in probe.SUBJECTS:
             for pm in (probe.OTHER_PM, ""):
                 outcome = probe.decide(policy, subject, action, pm)
-                casbin_allows = enforcer.enforce(subject, probe.owner_for(action), action, pm)
+                values = {
+                    "sub": subject,
+                    "owner": probe.owner_for(action),
+                    "act": action,
+                    "pm": pm,
+                    "type": act.resource_type,
+                }
+                asked = [values.get(f, "") for f in policy.request_fields]
+                casbin_allows = enforcer.enforce(*asked)
                 if outcome.allowed and outcome.rule is not None:
                     line = where.get(_source_key(outcome.rule.source), outcome.rule.source)
                     file, _, number = line.rpartition(":")
