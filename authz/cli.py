@@ -544,6 +544,11 @@ def policy_explain(
     click.echo(f"REASON    {result['reason']}")
     click.echo(f"RULE      {result['rule']}")
     click.echo(f"POLICY    {result['policy_digest']} (store revision {result['revision']})")
+    band = result.get("age_band")
+    if band:
+        click.echo(f"AGE BAND  {band['age']}, {band['rule']}")
+        if band["next_transition"]:
+            click.echo(f"NEXT      {band['next_transition']}")
     click.echo("")
     click.echo(f"Policy lines for {action}:")
     emit(result["rules"], False, ["line", "rule", "matches"])

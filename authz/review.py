@@ -19,6 +19,7 @@ from authz.ids import looks_like
 from authz.links import grant_facts
 from authz.policy.engine import Engine, PolicySet
 from authz.policy.facts import FactIndex
+from authz.policy_review import adolescence
 from authz.store.db import Store
 from authz.store.models import Client, Decision, Link, Organization, Provider, Reviewer
 
@@ -251,6 +252,7 @@ def build(
                 "email": c.email,
                 "active": c.active,
                 "family": family_of[cid],
+                "adolescence": adolescence.review_view(engine, store, cid, now),
                 "who_can_act": who,
                 "acted_for_by": sorted(
                     acted[cid].values(), key=lambda e: e["last_at"], reverse=True

@@ -133,3 +133,41 @@ def test_only_the_minor_or_a_provider_with_their_statement_decides(api: Api) -> 
     api.link(child["id"], cg)
     with pytest.raises(Conflict, match="sharing starts at 13"):
         category_shares.share(store, f"client:{child['id']}", api.org_id, child["id"], cg, ["PSY"])
+
+
+def test_explain_and_the_review_show_the_band_and_the_next_transition(api: Api) -> None:
+    from authz.access import service
+    from authz.policy_review import explain
+
+    today = clock.now().date()
+    birthday = today + dt.timedelta(days=40)
+    leo = api.client(
+        "Leo", "minor", "leo@x.test", birth_date=_years_before(birthday, 13).isoformat()
+    )
+    link, _ = api.grant(leo["id"], "dad@x.test")
+    svc = service(api.rt)
+    svc.facts.ensure_fresh(api.rt.store)
+    question = explain.Question(
+        None,
+        f"client:{link['linked_client_id']}",
+        leo["id"],
+        "document.read",
+        f"document:doc_1@{leo['id']}#PSY",
+        None,
+    )
+    result = explain.explain(api.rt.store, svc.engine, question)
+    assert result["allowed"] is True  # 12 in the US default band table: still a child
+    band = result["age_band"]
+    assert (band["band"], band["age"], band["jurisdiction"]) == ("child", 12, "US")
+    assert band["next_transition"] == (
+        f"Leo turns 13 on {birthday.isoformat()}: access narrows to no sensitivity-labelled "
+        "records the minor has not shared, and no messages"
+    )
+    page = api.call("GET", "/v1/review", token=_reviewer(api)).get_data(as_text=True)
+    assert f"Leo turns 13 on {birthday.isoformat()}: access narrows to" in page
+
+
+def _reviewer(api: Api) -> str:
+    from tests.test_delegation_integrity import _reviewer as reviewer_token
+
+    return reviewer_token(api)
