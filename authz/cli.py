@@ -571,23 +571,28 @@ def policy_diff(old: str, new: str, no_store: bool, as_json: bool) -> None:
     with sources.resolve(old) as a, sources.resolve(new) as b:
         before, after = sources.load(a), sources.load(b)
         same_text = a.texts() == b.texts()
+        old_bands, new_bands = sources.bands(a), sources.bands(b)
     counts = None
+    bands: list[dict[str, Any]] = []
     if not no_store:
         rt = _runtime()
-        counts = diff.store_counts(live.engine_for(rt.store, rt.settings.majority_age))
+        engine = live.engine_for(rt.store, rt.settings.majority_age)
+        counts = diff.store_counts(engine)
+        bands = diff.band_changes(old_bands, new_bands, engine)
     groups = diff.summarize(diff.changes(before, after), counts)
     result = {
         "old": {"source": old, "digest": before.digest},
         "new": {"source": new, "digest": after.digest},
         "identical": same_text,
         "changes": groups,
+        "age_bands": bands,
     }
     if as_json:
         emit(result, True)
         return
     if same_text:
         click.echo(f"identical: {old} and {new} are the same files ({before.digest})")
-    elif not groups:
+    elif not groups and not bands:
         click.echo(f"the files differ, but no decision changes ({old} → {new})")
     else:
         click.echo(f"decisions that change from {old} to {new}:")
@@ -595,6 +600,10 @@ def policy_diff(old: str, new: str, no_store: bool, as_json: bool) -> None:
             click.echo(f"  - {group['summary']}")
             for line in group["lines"]:
                 click.echo(f"      {line}")
+        if bands:
+            click.echo("live grants whose age band changes (policies/age_bands.yaml):")
+            for change in bands:
+                click.echo(f"  - {change['summary']}")
 
 
 @main.group()

@@ -171,3 +171,32 @@ def _reviewer(api: Api) -> str:
     from tests.test_delegation_integrity import _reviewer as reviewer_token
 
     return reviewer_token(api)
+
+
+def test_policy_diff_names_the_live_grants_a_band_table_change_narrows(
+    api: Api, db_url: str, tmp_path: Any
+) -> None:
+    import shutil
+
+    from authz.policy.engine import MODEL_PATH, POLICY_DIR
+    from tests.compliance.cli import authz_json
+
+    today = clock.now().date()
+    eli = api.client("Eli", "minor", "eli@x.test", birth_date=_years_before(today, 12).isoformat())
+    link, _ = api.grant(eli["id"], "dan@x.test")
+    old, new = tmp_path / "old", tmp_path / "new"
+    for root in (old, new):
+        shutil.copytree(POLICY_DIR, root / "policies")
+        shutil.copy(MODEL_PATH, root / "model.conf")
+    bands = new / "policies" / "age_bands.yaml"
+    bands.write_text(bands.read_text().replace("US: {adolescent: 13", "US: {adolescent: 12"))
+    code, result = authz_json(db_url, "policy", "diff", str(old), str(new))
+    assert code == 0, result
+    assert result["changes"] == []
+    [change] = result["age_bands"]
+    assert (change["link_id"], change["before"], change["after"]) == (
+        link["id"],
+        "child",
+        "adolescent",
+    )
+    assert change["summary"].startswith(f"Jenna ({link['linked_client_id']}) loses access to Eli")

@@ -695,6 +695,12 @@ class FactIndex:
         org = self.c_rec[i * _C + _C_ORG]
         return self.bands.band(self.org_jurisdiction[org], dt.date.fromordinal(birth), now.date())
 
+    def birth_date(self, cid: str) -> dt.date | None:
+        """A minor client's birth date (None for adults and unknown clients)."""
+        i = self.client_index(cid)
+        birth = self.c_rec[i * _C + _C_BIRTH] if i is not None else 0
+        return dt.date.fromordinal(birth) if birth else None
+
     def relations(self, sub: str, owner: str, now: dt.datetime) -> frozenset[str]:
         """Every relation `g(sub, ·, owner)` holds: the paths', and `adolescent_proxy` for a
         caregiver of a minor in the adolescent band of the organization's jurisdiction."""

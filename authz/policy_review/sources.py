@@ -11,11 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from authz.errors import ValidationFailed
+from authz.policy.age_bands import DEFAULT_PATH, TABLE_NAME, BandError, BandTable
 from authz.policy.engine import MODEL_PATH, POLICY_DIR, PolicyError, PolicySet
 
 REV_PREFIX = "rev:"
 MODEL_NAME = "model.conf"
 POLICIES_NAME = "policies"
+#: The age band table beside the policy lines (policies/age_bands.yaml).
+BANDS = TABLE_NAME
 
 
 @dataclass(frozen=True)
@@ -36,7 +39,7 @@ class PolicyFiles:
     def texts(self) -> dict[str, str]:
         """`model.conf` and every CSV, by the name a reviewer sees (`policies/x.csv`)."""
         out = {MODEL_NAME: self.model.read_text(encoding="utf-8")}
-        for path in sorted(self.policies.glob("*.csv")):
+        for path in sorted(self.policies.glob("*.csv")) + sorted(self.policies.glob(BANDS)):
             out[f"{POLICIES_NAME}/{path.name}"] = path.read_text(encoding="utf-8")
         return out
 
@@ -115,7 +118,7 @@ def _from_git(rev: str, label: str) -> Iterator[PolicyFiles]:
     names = [
         n
         for n in _git(top, "ls-tree", "--name-only", commit, f"{POLICIES_NAME}/").splitlines()
-        if n.endswith(".csv")
+        if n.endswith(".csv") or n == f"{POLICIES_NAME}/{BANDS}"
     ]
     if not names:
         raise bad(f"{label}: no {POLICIES_NAME}/*.csv at that revision")
@@ -146,3 +149,12 @@ def load(files: PolicyFiles) -> PolicySet:
         raise bad(f"{files.label}: {exc.detail} (run `authz policy check` on it)") from None
     except RuntimeError as exc:  # pycasbin's model parser
         raise bad(f"{files.label}: model.conf does not parse: {exc}") from None
+
+
+def bands(files: PolicyFiles) -> BandTable:
+    """The version's age band table (the installed one if the version has none)."""
+    path = files.policies / BANDS
+    try:
+        return BandTable.load(path if path.exists() else DEFAULT_PATH)
+    except BandError as exc:
+        raise bad(f"{files.label}: {exc.detail}") from None

@@ -23,9 +23,10 @@ def test_reviewers_and_providers_read_the_files_in_force(api: Api) -> None:
     assert body["digest"] == PolicySet.load().digest
     assert body["revision"] == str(api.rt.store.revision())
     assert body["model"] == {"path": "model.conf", "text": MODEL_PATH.read_text()}
+    # The policy lines, then the age band table (also under the digest).
     assert [p["path"] for p in body["policies"]] == [
         f"policies/{p.name}" for p in sorted(POLICY_DIR.glob("*.csv"))
-    ]
+    ] + ["policies/age_bands.yaml"]
     assert body["policies"][0]["text"] == sorted(POLICY_DIR.glob("*.csv"))[0].read_text()
     assert api.call("GET", "/v1/policy").status_code == 200  # a provider
 
