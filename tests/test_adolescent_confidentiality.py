@@ -66,30 +66,33 @@ def test_a_14_year_old_shares_psy_then_withdraws_then_comes_of_age(api: Api) -> 
     assert _check(api, delegated, sam["id"], "invoice")["allowed"] is True
     assert _check(api, delegated, sam["id"], "document")["allowed"] is True  # unlabelled
 
-    minor = api.sign_in(f"client:{sam['id']}", "fam@x.test")
-    assert minor  # Sam signs in; the consent below is recorded as Sam's own act
-    category_shares.share(
-        api.rt.store,
-        f"client:{sam['id']}",
-        api.org_id,
-        sam["id"],
-        caregiver_id,
-        ["PSY"],
-        "I want my mum to see my therapy notes",
+    # The caregiver's switched token cannot consent for Sam.
+    body = {"caregiver_id": caregiver_id, "labels": ["PSY"]}
+    forged = api.call("POST", f"/v1/clients/{sam['id']}/shares", body, token=delegated)
+    assert forged.status_code == 403
+    assert (
+        api.call(
+            "POST", f"/v1/clients/{sam['id']}/shares", {**body, "labels": ["XYZ"]}, token=delegated
+        ).status_code
+        == 400
     )
+    minor = api.sign_in(f"client:{sam['id']}", "fam@x.test")
+    shared = api.ok(
+        "POST",
+        f"/v1/clients/{sam['id']}/shares",
+        {**body, "statement": "I want my mum to see my therapy notes"},
+        token=minor,
+    )
+    assert [(s["label"], s["withdrawn_at"]) for s in shared["items"]] == [("PSY", None)]
     assert _check(api, delegated, sam["id"], "document", ["PSY"])["allowed"] is True
     # Sharing PSY shares nothing else.
     assert _check(api, delegated, sam["id"], "document", ["PSY", "SEX"])["allowed"] is False
 
-    category_shares.withdraw(
-        api.rt.store,
-        f"provider:{api.provider_id}",
-        api.org_id,
-        sam["id"],
-        caregiver_id,
-        ["PSY"],
-        "Sam asked at today's visit to stop sharing",
-    )
+    api.ok(
+        "POST",
+        f"/v1/clients/{sam['id']}/shares/withdraw",
+        {**body, "statement": "Sam asked at today's visit to stop sharing"},
+    )  # the provider, on Sam's behalf
     assert _check(api, delegated, sam["id"], "document", ["PSY"])["allowed"] is False
     with api.rt.store.read() as session:
         kinds = list(
