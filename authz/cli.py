@@ -181,6 +181,18 @@ def org_create(name: str, entitlements: tuple[str, ...], as_json: bool) -> None:
     emit(orgs.create_org(_runtime().store, ACTOR, name, list(entitlements)), as_json)
 
 
+@org.command("jurisdiction")
+@click.option("--org", "org_id", required=True)
+@click.argument("jurisdiction", required=False)
+@one_line_errors
+def org_jurisdiction(org_id: str, jurisdiction: str | None) -> None:
+    """Set the organization's jurisdiction (a row of policies/age_bands.yaml; none: default)."""
+    from authz import orgs
+
+    orgs.set_jurisdiction(_runtime().store, ACTOR, org_id, jurisdiction)
+    click.echo(f"{org_id}: jurisdiction {jurisdiction or '(the age band table default)'}")
+
+
 def _staff_command(kind: str) -> None:
     @main.group(name=kind)
     def group() -> None:

@@ -203,3 +203,21 @@ def test_policy_diff_names_the_live_grants_a_band_table_change_narrows(
         "adolescent",
     )
     assert change["summary"].startswith(f"Jenna ({link['linked_client_id']}) loses access to Eli")
+
+
+def test_an_organizations_jurisdiction_moves_its_minors_band_at_the_next_check(
+    api: Api, db_url: str
+) -> None:
+    from tests.compliance.cli import authz
+
+    today = clock.now().date()
+    leo = api.client("Leo", "minor", "leo@x.test", birth_date=_years_before(today, 12).isoformat())
+    _link, caregiver = api.grant(leo["id"], "dad@x.test")
+    delegated = api.exchange(caregiver, f"client:{leo['id']}").get_json()["access_token"]
+    assert _check(api, delegated, leo["id"], "document", ["PSY"])["allowed"] is True  # US: 13
+    done = authz(db_url, "org", "jurisdiction", "--org", api.org_id, "US-CA")
+    assert done.returncode == 0, done.stderr
+    denied = _check(api, delegated, leo["id"], "document", ["PSY"])
+    assert denied["allowed"] is False and "US-CA (12 to 17" in denied["reason"]
+    bad = authz(db_url, "org", "jurisdiction", "--org", api.org_id, "XX")
+    assert bad.returncode != 0 and bad.stderr.startswith("authz: ") and "US-CA" in bad.stderr
