@@ -52,7 +52,8 @@ def build_store(path: Path, grants: int) -> None:
     ts = "2026-11-02 09:00:00.000000"
     con = sqlite3.connect(path)
     con.execute(
-        "INSERT INTO organizations VALUES ('org_b', 'Bench Clinic', "
+        "INSERT INTO organizations (id, name, entitlements, created_at) VALUES "
+        "('org_b', 'Bench Clinic', "
         "'[\"linked_portal_access\"]', ?)",
         (ts,),
     )
