@@ -24,7 +24,7 @@ from authz.policy.engine import (
 )
 from authz.policy.matcher import MatcherError, compile_matcher, effect_kind
 from authz.policy_review import probe
-from authz.policy_review.sources import POLICIES_NAME, PolicyFiles, snapshot
+from authz.policy_review.sources import BANDS, POLICIES_NAME, PolicyFiles, snapshot
 
 VOCABULARY_FILE = Path(vocabulary.__file__)
 
@@ -77,6 +77,9 @@ def check(files: PolicyFiles) -> dict[str, Any]:
     if model_ok and files.policies.is_dir():
         # Lines that cannot load are blanked, keeping the numbers, so the rest is still judged.
         kept = {name: _keep(text, name, good) for name, text in texts.items()}
+        bands = files.policies / BANDS
+        if bands.is_file():  # under the digest too
+            kept[f"{POLICIES_NAME}/{BANDS}"] = bands.read_text(encoding="utf-8")
         with snapshot({"model.conf": files.model.read_text(encoding="utf-8"), **kept}) as copy:
             try:
                 policy = PolicySet.load(copy.model, copy.policies)
