@@ -193,7 +193,8 @@ PATHS: dict[str, Any] = {
             TAG,
             (200, ref("Decision")),
             body=ref("CheckRequest"),
-            errors=(400, 403, 429),
+            # 409: a consistency revision beyond the store's newest (revision-not-reached).
+            errors=(400, 403, 409, 429),
         ),
     },
     "/v1/access/check-batch": {
@@ -203,7 +204,7 @@ PATHS: dict[str, Any] = {
             TAG,
             (200, ref("CheckBatchResult")),
             body=ref("CheckBatchRequest"),
-            errors=(400, 403, 429),
+            errors=(400, 403, 409, 429),
         ),
     },
     "/v1/access/accounts": {
