@@ -9,17 +9,17 @@ from flask import Blueprint, Response, jsonify, request
 from api.auth import principal
 from api.request import json_body, only_args
 from api.runtime import runtime
-from authz import (
+from authz.accounts import (
     category_shares,
     clients,
     contacts,
     links,
     notifications,
     outbox,
-    pagination,
     payments,
 )
-from authz.principals import require_admin, require_reader
+from authz.base import pagination
+from authz.base.principals import require_admin, require_reader
 
 bp = Blueprint("admin", __name__, url_prefix="/v1")
 
@@ -221,6 +221,6 @@ def list_outbox() -> tuple[Response, int]:
 def _no_body_on_reads() -> None:
     # Bodies on GET/DELETE are ignored by many proxies; refuse them rather than guess.
     if request.method in ("GET", "DELETE") and request.content_length:
-        from authz.errors import ValidationFailed
+        from authz.base.errors import ValidationFailed
 
         raise ValidationFailed([("body", f"{request.method} takes no body")])

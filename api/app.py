@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask
 
 from api import (
-    admin,
+    accounts,
     check_path,
     health,
     limits,
@@ -20,8 +20,8 @@ from api import (
 )
 from api.access import bp as access_bp
 from api.compliance import bp as compliance_bp
-from authz.config import Settings
-from authz.runtime import Runtime
+from authz.base.config import Settings
+from authz.service.runtime import Runtime
 
 
 def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
@@ -39,7 +39,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     problems.init_app(app)
     oauth.build_server(app, rt)
     app.register_blueprint(oauth.bp)
-    app.register_blueprint(admin.bp)
+    app.register_blueprint(accounts.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(compliance_bp)
     app.register_blueprint(access_bp)
@@ -48,7 +48,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     observability.init_app(app)
     limits.init_app(app)
     if settings.smtp_url:
-        from authz.outbox import DeliveryLoop, SmtpSender
+        from authz.accounts.outbox import DeliveryLoop, SmtpSender
 
         loop = DeliveryLoop(rt.store, SmtpSender(settings.smtp_url, settings.mail_from))
         app.extensions["authz.outbox"] = loop

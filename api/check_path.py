@@ -3,7 +3,7 @@
 A portal backend asks for a decision on every page it renders, so this endpoint's cost is the
 service's cost. Flask's request context, routing, hooks and response object cost more than the
 decision itself; this WSGI layer in front of the Flask app reads a plain JSON check, asks the
-access service exactly as the Flask view does (`authz.access.AccessService.check`) and writes
+access service exactly as the Flask view does (`authz.service.access.AccessService.check`) and writes
 the 200 answer (with orjson), with the request id, metrics and access log line of every other
 request (`api.observability.record`).
 
@@ -27,7 +27,7 @@ from flask import Flask
 from api import metrics, observability
 from api.auth import bearer_from
 from api.request import is_json, json_object
-from authz import access
+from authz.service import access
 
 PATH = "/v1/access/check"
 

@@ -10,8 +10,8 @@ from flask import Blueprint, Flask, Response, current_app, jsonify
 from api.metrics import freshness, observe_replica
 from api.problems import problem
 from api.runtime import runtime
-from authz.errors import AuthzError
-from authz.replication import listener_of
+from authz.base.errors import AuthzError
+from authz.service.replication import listener_of
 
 bp = Blueprint("health", __name__)
 Check = Callable[[], str | None]

@@ -26,9 +26,9 @@ from prometheus_client import (
 from prometheus_client import multiprocess as prom_multiprocess
 from sqlalchemy import event
 
-from authz.errors import AuthzError
-from authz.replication import ReplicaState, listener_of
-from authz.runtime import Runtime
+from authz.base.errors import AuthzError
+from authz.service.replication import ReplicaState, listener_of
+from authz.service.runtime import Runtime
 
 bp = Blueprint("metrics", __name__)
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"

@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from authz.errors import AuthzError, StoreUnavailable
+from authz.base.errors import AuthzError, StoreUnavailable
 
 log = logging.getLogger("authz.api")
 PROBLEM_BASE = "https://authz.dev/problems/"

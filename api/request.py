@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 from flask import request
 
-from authz.errors import ValidationFailed
+from authz.base.errors import ValidationFailed
 
 
 def json_body() -> dict[str, Any]:

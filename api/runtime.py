@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import current_app
 
-from authz.runtime import Runtime
+from authz.service.runtime import Runtime
 
 
 def runtime() -> Runtime:

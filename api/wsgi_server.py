@@ -46,7 +46,7 @@ def settle(app: Any) -> None:
     check-batch load, 15 % less CPU a decision."""
     import gc
 
-    from authz import access
+    from authz.service import access
 
     access.service(app.extensions["authz"])
     gc.collect()
@@ -56,7 +56,7 @@ def settle(app: Any) -> None:
 def start_replication(app: Any) -> None:
     """Listen for other replicas' writes and keep this process's policy facts warm."""
     from api.metrics import observe_replica
-    from authz import replication
+    from authz.service import replication
 
     replication.start(app.extensions["authz"], on_state=observe_replica)
 

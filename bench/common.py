@@ -67,7 +67,7 @@ class Practice:
         return str(r.get_json()["access_token"])
 
     def sign_in(self, resource: str, email: str) -> str:
-        from authz import identity
+        from authz.oauth import identity
 
         id_token = identity.mint_dev_id_token(self.rt.settings, self.rt.dev_keys, email)
         return self.token(
@@ -117,7 +117,9 @@ class Practice:
 def practice(database_url: str, issuer: str, scopes: list[str], **env: str) -> Practice:
     """Migrate the store at `database_url` and set up one practice with a portal backend."""
     from api import create_app
-    from authz import keys, oauth_clients, orgs
+    from authz.tokens import keys
+    from authz.oauth import oauth_clients
+    from authz.accounts import orgs
     from authz.store import migrate
 
     settings = {

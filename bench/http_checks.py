@@ -60,7 +60,7 @@ wrk.headers["Authorization"] = %(auth)s
 
 def build_store(workdir: Path, issuer: str) -> dict[str, Any]:
     """A store with a portal backend; returns the env and ids the servers and clients need."""
-    from authz.grants import CLIENT_SCOPES
+    from authz.policy.grants import CLIENT_SCOPES
 
     scopes = ["authz:admin", "authz:check", "authz:check:subjects", *CLIENT_SCOPES]
     p = practice(f"sqlite:///{workdir / 'authz.db'}", issuer, scopes, AUTHZ_LOG_LEVEL="WARNING")
@@ -89,7 +89,7 @@ class Client:
 
     def sign_in(self, resource: str, email: str) -> str:
         from api import create_app
-        from authz import identity
+        from authz.oauth import identity
 
         rt = create_app({**self.fixture["env"], "AUTHZ_ISSUER": self.url}).extensions["authz"]
         id_token = identity.mint_dev_id_token(rt.settings, rt.dev_keys, email)

@@ -119,7 +119,7 @@ class Fixture:
 
 def build_fixture(database_url: str) -> Fixture:
     """Migrate the store and set it up through the app, as a portal would."""
-    from authz.grants import CLIENT_SCOPES
+    from authz.policy.grants import CLIENT_SCOPES
 
     p = practice(
         database_url,

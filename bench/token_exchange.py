@@ -70,7 +70,7 @@ class Fixture:
 
 def build_fixture(workdir: Path, issuer: str) -> tuple[Fixture, Any]:
     """Migrate a fresh SQLite store and set up an organization, a portal backend and a grant."""
-    from authz.grants import CLIENT_SCOPES
+    from authz.policy.grants import CLIENT_SCOPES
 
     p = practice(f"sqlite:///{workdir / 'authz.db'}", issuer, ["authz:admin", *CLIENT_SCOPES])
     _admin, token, receiver = p.active_grant()
@@ -115,10 +115,10 @@ def sign_verify_ops() -> tuple[Callable[[], None], Callable[[], None]]:
 def use_case_op(fixture: Fixture, app: Any) -> Callable[[], None]:
     """The exchange itself, in-process: verify the subject token, check it and the grant
     against the store (one read), decide, sign. What the Authlib grant runs per request."""
-    from authz import oauth_clients
-    from authz.oauth_clients import TOKEN_EXCHANGE
-    from authz.rfc8693 import Exchange
-    from authz.token_issuer import Issuance, token_generator
+    from authz.oauth import oauth_clients
+    from authz.oauth.oauth_clients import TOKEN_EXCHANGE
+    from authz.oauth.rfc8693 import Exchange
+    from authz.oauth.token_issuer import Issuance, token_generator
 
     rt = app.extensions["authz"]
     client = oauth_clients.query_client(rt.store, fixture.client_id)
@@ -269,7 +269,7 @@ def _await_ready(url: str, server: subprocess.Popen[bytes], log: Any) -> None:
 def _caregiver_token_from(url: str, fixture: Fixture) -> str:
     claims = jwt.decode(fixture.caregiver_token, options={"verify_signature": False})
     from api import create_app
-    from authz import identity
+    from authz.oauth import identity
 
     app = create_app({**fixture.env, "AUTHZ_ISSUER": url})
     rt = app.extensions["authz"]

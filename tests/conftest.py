@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from authz import clock, keys
+from authz.base import clock
+from authz.tokens import keys
 from authz.store import migrate
 from authz.store.db import make_engine
 from authz.store.models import Base

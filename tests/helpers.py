@@ -8,9 +8,10 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from authz import identity, oauth_clients, orgs
-from authz.grants import CLIENT_SCOPES
-from authz.oauth_clients import SERVICE_SCOPES, TOKEN_EXCHANGE
+from authz.oauth import identity, oauth_clients
+from authz.accounts import orgs
+from authz.policy.grants import CLIENT_SCOPES
+from authz.oauth.oauth_clients import SERVICE_SCOPES, TOKEN_EXCHANGE
 from authz.store.models import AuditEvent, Base
 
 AUDIENCE = "https://portal.test"

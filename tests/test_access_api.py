@@ -115,7 +115,7 @@ def test_batch_answers_in_order(api: Api) -> None:
 def test_a_batch_is_recorded_before_it_is_answered(api: Api, monkeypatch) -> None:
     from sqlalchemy import select
 
-    from authz.access import service
+    from authz.service.access import service
     from authz.store.models import Decision
 
     f = _family(api)
@@ -207,7 +207,7 @@ def _revoke(api: Api, token: str) -> None:
 def _decision_row(api: Api, decision_id: str) -> Any:
     from sqlalchemy import select
 
-    from authz.access import service
+    from authz.service.access import service
     from authz.store.models import Decision
 
     service(api.rt).log.flush()

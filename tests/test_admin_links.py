@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from authz import clock
+from authz.base import clock
 from tests.helpers import Api
 
 ACK = "I confirm Jenna gets full access to Sam's account."
@@ -329,7 +329,7 @@ def test_every_change_is_audited_with_before_and_after(api: Api) -> None:
     api.ok("PATCH", f"/v1/clients/{sam['id']}/links/{link['id']}", {"relationship": "spouse"})
     from sqlalchemy import select
 
-    from authz import audit_log
+    from authz.compliance import audit_log
     from authz.store.models import AuditEvent
 
     with api.rt.store.read() as session:

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from authz import category_shares, clock
-from authz.errors import Conflict, Forbidden, ValidationFailed
+from authz.accounts import category_shares
+from authz.base import clock
+from authz.base.errors import Conflict, Forbidden, ValidationFailed
 from authz.store.models import AuditEvent
 from tests.helpers import Api
 
@@ -139,8 +140,8 @@ def test_only_the_minor_or_a_provider_with_their_statement_decides(api: Api) -> 
 
 
 def test_explain_and_the_review_show_the_band_and_the_next_transition(api: Api) -> None:
-    from authz.access import service
-    from authz.policy_review import explain
+    from authz.service.access import service
+    from authz.compliance.policy_review import explain
 
     today = clock.now().date()
     birthday = today + dt.timedelta(days=40)

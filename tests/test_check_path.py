@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 from werkzeug.test import Client
 
-from authz import access
+from authz.service import access
 from authz.store.models import Decision as DecisionRow
 from tests.helpers import Api
 from tests.test_access_api import _family

@@ -9,10 +9,11 @@ from typing import Any
 
 from sqlalchemy import select
 
-from authz import clock, oauth_clients
-from authz.access import service
-from authz.grants import CLIENT_SCOPES
-from authz.oauth_clients import TOKEN_EXCHANGE
+from authz.base import clock
+from authz.oauth import oauth_clients
+from authz.service.access import service
+from authz.policy.grants import CLIENT_SCOPES
+from authz.oauth.oauth_clients import TOKEN_EXCHANGE
 from authz.store.models import AuditEvent, Decision, OutboxMessage
 from tests.helpers import ID_TOKEN, Api
 

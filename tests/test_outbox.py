@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from authz import clock, outbox
+from authz.base import clock
+from authz.accounts import outbox
 from tests.helpers import Api
 
 

@@ -13,8 +13,10 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from authz import keys, oauth_clients, orgs
-from authz.keys import public_jwk
+from authz.tokens import keys
+from authz.oauth import oauth_clients
+from authz.accounts import orgs
+from authz.tokens.keys import public_jwk
 from tests.helpers import AUDIENCE, ID_TOKEN, Api
 
 IDP_KEY = ec.generate_private_key(ec.SECP256R1())

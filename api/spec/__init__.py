@@ -8,6 +8,6 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from api.spec import access, admin, compliance, oauth, ops
+from api.spec import access, accounts, compliance, oauth, ops
 
-SECTIONS: tuple[ModuleType, ...] = (oauth, admin, access, compliance, ops)
+SECTIONS: tuple[ModuleType, ...] = (oauth, accounts, access, compliance, ops)

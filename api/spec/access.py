@@ -11,7 +11,7 @@ from typing import Any
 
 from api.spec.common import nullable, obj, operation, query_param, ref
 from authz.policy.vocabulary import ACTIONS, LABELS, RELATIONS, RESOURCE_TYPES
-from authz.rfc9068 import VIA
+from authz.tokens.rfc9068 import VIA
 
 TAG = "access"
 STR = {"type": "string"}

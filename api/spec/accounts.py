@@ -1,11 +1,11 @@
-"""OpenAPI paths of `api/admin.py`: clients, contacts, links, portal access, payments, outbox."""
+"""OpenAPI paths of `api/accounts.py`: clients, contacts, links, portal access, payments, outbox."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from api.spec.common import PAGE_PARAMS, nullable, obj, operation, path_param, query_param, ref
-from authz.notifications import EVENTS
+from authz.accounts.notifications import EVENTS
 from authz.policy.vocabulary import LABELS
 from authz.store.models import ACCESS_LEVELS, CLIENT_TYPES, PORTAL_STATES, RELATIONSHIPS
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from api.spec.common import PAGE_PARAMS, nullable, obj, operation, query_param, ref
-from authz.audit_query import SOURCES
+from authz.compliance.audit_query import SOURCES
 
 TAG = "compliance"
 STR = {"type": "string"}

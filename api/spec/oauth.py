@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from api.spec.common import ERRORS, JSON, obj, ref
-from authz.oauth_clients import GRANT_TYPES
-from authz.rfc8693 import ACCESS_TOKEN_TYPE, SUBJECT_TOKEN_TYPES
+from authz.oauth.oauth_clients import GRANT_TYPES
+from authz.oauth.rfc8693 import ACCESS_TOKEN_TYPE, SUBJECT_TOKEN_TYPES
 
 TAG = "oauth"
 STR = {"type": "string"}

@@ -9,9 +9,9 @@ from typing import Any
 
 from sqlalchemy import or_, select
 
-from authz import clock, ids
-from authz.clients import get_in_org
-from authz.errors import Conflict, Forbidden, ValidationFailed
+from authz.base import clock, ids
+from authz.accounts.clients import get_in_org
+from authz.base.errors import Conflict, Forbidden, ValidationFailed
 from authz.policy.age_bands import BandTable
 from authz.policy.vocabulary import LABELS
 from authz.store.db import Store

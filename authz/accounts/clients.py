@@ -8,9 +8,9 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from authz import clock, ids, pagination
-from authz.emails import normalize_email
-from authz.errors import NotFound, ValidationFailed
+from authz.base import clock, ids, pagination
+from authz.base.emails import normalize_email
+from authz.base.errors import NotFound, ValidationFailed
 from authz.store.db import Store, WriteTxn
 from authz.store.models import CLIENT_TYPES, Client, Link
 

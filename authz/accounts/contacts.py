@@ -6,10 +6,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from authz import clock, ids
-from authz.clients import get_in_org
-from authz.emails import normalize_email
-from authz.errors import NotFound, ValidationFailed
+from authz.base import clock, ids
+from authz.accounts.clients import get_in_org
+from authz.base.emails import normalize_email
+from authz.base.errors import NotFound, ValidationFailed
 from authz.store.db import Store
 from authz.store.models import RELATIONSHIPS, Contact
 

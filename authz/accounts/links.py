@@ -15,10 +15,13 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from authz import clock, grants, ids, outbox, refusals
-from authz.clients import add_client, client_view, display_name, get_in_org
-from authz.config import Settings
-from authz.errors import (
+from authz.base import clock, ids
+from authz.policy import grants
+from authz.accounts import outbox
+from authz.store import refusals
+from authz.accounts.clients import add_client, client_view, display_name, get_in_org
+from authz.base.config import Settings
+from authz.base.errors import (
     Conflict,
     EntitlementRequired,
     Forbidden,
@@ -26,7 +29,7 @@ from authz.errors import (
     NotFound,
     ValidationFailed,
 )
-from authz.principals import Principal
+from authz.base.principals import Principal
 from authz.store.db import Store, WriteTxn
 from authz.store.models import (
     ACCESS_LEVELS,

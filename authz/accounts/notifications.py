@@ -6,8 +6,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from authz.clients import display_name, get_in_org
-from authz.errors import ValidationFailed
+from authz.accounts.clients import display_name, get_in_org
+from authz.base.errors import ValidationFailed
 from authz.store.db import Store
 from authz.store.models import Client, Contact, Link
 

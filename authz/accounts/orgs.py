@@ -6,9 +6,9 @@ from typing import Any
 
 from sqlalchemy import select
 
-from authz import clock, ids
-from authz.emails import normalize_email
-from authz.errors import Conflict, NotFound, ValidationFailed
+from authz.base import clock, ids
+from authz.base.emails import normalize_email
+from authz.base.errors import Conflict, NotFound, ValidationFailed
 from authz.store.db import Store
 from authz.store.models import Organization, Provider, Reviewer
 

@@ -13,7 +13,7 @@ from urllib.parse import unquote, urlparse
 
 from sqlalchemy import select
 
-from authz import clock, ids, pagination
+from authz.base import clock, ids, pagination
 from authz.store.db import Store, WriteTxn
 from authz.store.models import OutboxMessage
 

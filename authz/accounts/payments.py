@@ -7,9 +7,9 @@ from typing import Any
 
 from sqlalchemy import select
 
-from authz import clock
-from authz.clients import get_in_org
-from authz.errors import Conflict, ValidationFailed
+from authz.base import clock
+from authz.accounts.clients import get_in_org
+from authz.base.errors import Conflict, ValidationFailed
 from authz.store.db import Store
 from authz.store.models import PaymentMethod
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from authz.errors import ValidationFailed
+from authz.base.errors import ValidationFailed
 
 # Deliberately simple: the portal validates deliverability; we only need a stable key.
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")

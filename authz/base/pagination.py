@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Select
 
-from authz.errors import ValidationFailed
+from authz.base.errors import ValidationFailed
 
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 100

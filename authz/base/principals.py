@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from authz.errors import Forbidden, Unauthenticated
+from authz.base.errors import Forbidden, Unauthenticated
 
 ADMIN_SCOPE = "authz:admin"
 CHECK_SCOPE = "authz:check"

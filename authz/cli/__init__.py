@@ -15,9 +15,9 @@ from typing import Any, TypeVar
 
 import click
 
-from authz.config import Settings
-from authz.errors import AuthzError
-from authz.runtime import Runtime
+from authz.base.config import Settings
+from authz.base.errors import AuthzError
+from authz.service.runtime import Runtime
 
 F = TypeVar("F", bound=Callable[..., Any])
 ACTOR = "operator:cli"
@@ -99,7 +99,7 @@ def main() -> None:
 @one_line_errors
 def init(demo: bool, as_json: bool) -> None:
     """Create or migrate the store and the first signing key (a second run changes nothing)."""
-    from authz import keys
+    from authz.tokens import keys
     from authz.store import migrate
 
     rt = _runtime()
@@ -115,7 +115,7 @@ def init(demo: bool, as_json: bool) -> None:
     if demo:
         if not rt.settings.dev_mode:
             fail("--demo needs development mode (AUTHZ_DEV_MODE=1)")
-        from authz.demo import ensure_demo_org
+        from authz.cli.demo import ensure_demo_org
 
         out["demo"] = ensure_demo_org(rt, Path("instance") / "demo.json")
     emit(out, as_json or demo)
@@ -176,7 +176,7 @@ def org() -> None:
 @one_line_errors
 def org_create(name: str, entitlements: tuple[str, ...], as_json: bool) -> None:
     """Create an organization."""
-    from authz import orgs
+    from authz.accounts import orgs
 
     emit(orgs.create_org(_runtime().store, ACTOR, name, list(entitlements)), as_json)
 
@@ -187,7 +187,7 @@ def org_create(name: str, entitlements: tuple[str, ...], as_json: bool) -> None:
 @one_line_errors
 def org_jurisdiction(org_id: str, jurisdiction: str | None) -> None:
     """Set the organization's jurisdiction (a row of policies/age_bands.yaml; none: default)."""
-    from authz import orgs
+    from authz.accounts import orgs
 
     orgs.set_jurisdiction(_runtime().store, ACTOR, org_id, jurisdiction)
     click.echo(f"{org_id}: jurisdiction {jurisdiction or '(the age band table default)'}")
@@ -207,7 +207,7 @@ def _staff_command(kind: str) -> None:
     @json_option
     @one_line_errors
     def create(org_id: str, email: str, name: str, as_json: bool) -> None:
-        from authz import orgs
+        from authz.accounts import orgs
 
         make = orgs.create_provider if kind == "provider" else orgs.create_reviewer
         emit(make(_runtime().store, ACTOR, org_id, email, name), as_json)
@@ -243,7 +243,7 @@ def oauth_client(
     as_json: bool,
 ) -> None:
     """Register a portal backend; prints client_id and the secret once."""
-    from authz import oauth_clients
+    from authz.oauth import oauth_clients
 
     jwks = json.loads(Path(jwks_file).read_text()) if jwks_file else None
     flat = [s for item in scopes for s in item.split()]
@@ -269,7 +269,7 @@ def oauth_client(
 @one_line_errors
 def dev_token(email: str, unverified: bool, as_json: bool) -> None:
     """An ID token from the built-in development issuer (development mode only)."""
-    from authz import identity
+    from authz.oauth import identity
 
     rt = _runtime()
     if not rt.settings.dev_mode or rt.dev_keys is None:
@@ -293,7 +293,7 @@ def keys() -> None:
 @one_line_errors
 def keys_rotate(alg: str, as_json: bool) -> None:
     """Start signing with a new key; the old one verifies until its tokens expire."""
-    from authz import keys as keymod
+    from authz.tokens import keys as keymod
 
     kid = keymod.create_key(_runtime().store, ACTOR, alg)
     emit({"signing_kid": kid, "alg": alg}, as_json)
@@ -309,7 +309,7 @@ def audit() -> None:
 @one_line_errors
 def audit_verify(as_json: bool) -> None:
     """Prove the hash chain is unbroken; exit 1 at the first broken link."""
-    from authz import audit_log
+    from authz.compliance import audit_log
 
     result = audit_log.verify(_runtime().store)
     if as_json:
@@ -345,7 +345,8 @@ def audit_purge(dry_run: bool, as_json: bool) -> None:
     """Remove audit rows older than the retention period, keeping both chains verifiable."""
     import os
 
-    from authz import clock, retention
+    from authz.base import clock
+    from authz.compliance import retention
 
     days = retention.configured_days(os.environ)
     rt = _runtime()
@@ -374,7 +375,7 @@ def outbox() -> None:
 @one_line_errors
 def outbox_deliver(loop: bool, as_json: bool) -> None:
     """Send queued emails over AUTHZ_SMTP_URL; failures stay queued and are retried."""
-    from authz import outbox as outbox_mod
+    from authz.accounts import outbox as outbox_mod
 
     rt = _runtime()
     if not rt.settings.smtp_url:
@@ -411,7 +412,7 @@ def report_access(
     org_id: str | None, client_id: str | None, html_file: str | None, as_json: bool
 ) -> None:
     """Who can act for each client and how, who did, and grants that need attention."""
-    from authz import report_html, review
+    from authz.compliance import report_html, review
 
     rt = _runtime()
     org_id = review.org_for(rt.store, org_id, client_id)
@@ -458,7 +459,7 @@ policies_option = click.option(
 @one_line_errors
 def policy_check(model: str | None, policies: str | None, as_json: bool) -> None:
     """The files load and fit the vocabulary; payments stay with their client; no dead rule."""
-    from authz.policy_review import check, sources
+    from authz.compliance.policy_review import check, sources
 
     result = check.check(sources.given(model, policies))
     if as_json:
@@ -488,7 +489,7 @@ def policy_test(
     import yaml
 
     from authz.policy import cases
-    from authz.policy_review import sources
+    from authz.compliance.policy_review import sources
 
     files = sources.given(model, policies)
     sources.check_exists(files)
@@ -543,7 +544,7 @@ def policy_explain(
     as_json: bool,
 ) -> None:
     """One decision with every rule and grant that took part, and who granted access."""
-    from authz.policy_review import explain, live
+    from authz.compliance.policy_review import explain, live
 
     rt = _runtime()
     engine = live.engine_for(rt.store, rt.settings.majority_age)
@@ -578,7 +579,7 @@ def policy_explain(
 @one_line_errors
 def policy_diff(old: str, new: str, no_store: bool, as_json: bool) -> None:
     """The decisions that change from OLD to NEW (folders, or rev:<git revision>)."""
-    from authz.policy_review import diff, live, sources
+    from authz.compliance.policy_review import diff, live, sources
 
     with sources.resolve(old) as a, sources.resolve(new) as b:
         before, after = sources.load(a), sources.load(b)
@@ -636,7 +637,7 @@ def grants() -> None:
 @one_line_errors
 def grants_export(fmt: str, org_id: str | None, as_json: bool) -> None:
     """Every relation the store holds now, as Casbin g/g2 lines or a readable table."""
-    from authz.policy_review import live
+    from authz.compliance.policy_review import live
 
     rt = _runtime()
     engine = live.engine_for(rt.store, rt.settings.majority_age)
@@ -681,7 +682,7 @@ def grants_export(fmt: str, org_id: str | None, as_json: bool) -> None:
 @one_line_errors
 def demo(database: str | None) -> None:
     """Walk through the whole story on the embedded store and print what happened."""
-    from authz.demo import run_demo
+    from authz.cli.demo import run_demo
 
     run_demo(database)
 

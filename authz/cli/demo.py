@@ -8,10 +8,11 @@ from typing import Any
 
 from sqlalchemy import select
 
-from authz import clients, oauth_clients, orgs
-from authz.grants import CLIENT_SCOPES
-from authz.oauth_clients import SERVICE_SCOPES
-from authz.runtime import Runtime
+from authz.accounts import clients, orgs
+from authz.oauth import oauth_clients
+from authz.policy.grants import CLIENT_SCOPES
+from authz.oauth.oauth_clients import SERVICE_SCOPES
+from authz.service.runtime import Runtime
 from authz.store.models import Organization
 
 DEMO_ORG = "Demo Family Practice"
@@ -69,6 +70,6 @@ def ensure_demo_org(rt: Runtime, creds_file: Path) -> dict[str, Any]:
 
 def run_demo(database: str | None) -> None:
     """The whole story on the embedded store, over the real HTTP API, printed step by step."""
-    from authz.demo_story import Story
+    from authz.cli.demo_story import Story
 
     Story.run(database)

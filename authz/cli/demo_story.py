@@ -15,10 +15,12 @@ from typing import Any
 import click
 import jwt
 
-from authz import identity, keys, oauth_clients, orgs
-from authz.config import Settings
-from authz.grants import CLIENT_SCOPES
-from authz.oauth_clients import SERVICE_SCOPES, TOKEN_EXCHANGE
+from authz.oauth import identity, oauth_clients
+from authz.tokens import keys
+from authz.accounts import orgs
+from authz.base.config import Settings
+from authz.policy.grants import CLIENT_SCOPES
+from authz.oauth.oauth_clients import SERVICE_SCOPES, TOKEN_EXCHANGE
 from authz.store import migrate
 
 AUDIENCE = "https://portal.demo.example"
@@ -286,7 +288,7 @@ class Story:
             "Her earlier token for Luis is now denied too, at once:",
             {"allowed": stale["allowed"], "reason": stale["reason"]},
         )
-        from authz import audit_log
+        from authz.compliance import audit_log
 
         verified = audit_log.verify(store)
         self.say(

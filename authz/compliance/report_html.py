@@ -30,7 +30,7 @@ def when(value: str | None) -> str:
 
 def _env() -> Environment:
     env = Environment(
-        loader=PackageLoader("authz", "templates"),
+        loader=PackageLoader("authz.compliance", "templates"),
         autoescape=select_autoescape(["html"]),
         trim_blocks=True,
         lstrip_blocks=True,
@@ -99,7 +99,7 @@ def family_picture(family: dict[str, Any]) -> dict[str, Any]:
 
 
 def render(report: dict[str, Any]) -> str:
-    """The HTML page for report data from `authz.review.build`."""
+    """The HTML page for report data from `authz.compliance.review.build`."""
     pictures = {f["number"]: family_picture(f) for f in report["families"]}
     return (
         _env()

@@ -15,8 +15,8 @@ from typing import Any, Protocol
 from authlib.oauth2.rfc6749.errors import InvalidClientError
 from sqlalchemy.orm import Session
 
-from authz import oauth_clients
-from authz.oauth_clients import RegisteredClient
+from authz.oauth import oauth_clients
+from authz.oauth.oauth_clients import RegisteredClient
 from authz.store.db import Store
 from authz.store.models import OAuthClient
 

@@ -10,12 +10,12 @@ from typing import Any
 
 import jwt
 
-from authz import clock
-from authz.config import Settings, TrustedIssuer
-from authz.emails import normalize_email
-from authz.errors import ValidationFailed
-from authz.keys import ALGORITHMS, KeyRing
-from authz.rfc9068 import LEEWAY, InvalidToken, check_times
+from authz.base import clock
+from authz.base.config import Settings, TrustedIssuer
+from authz.base.emails import normalize_email
+from authz.base.errors import ValidationFailed
+from authz.tokens.keys import ALGORITHMS, KeyRing
+from authz.tokens.rfc9068 import LEEWAY, InvalidToken, check_times
 
 DEV_AUDIENCE = "authz-dev"
 ID_TOKEN_TTL = 600

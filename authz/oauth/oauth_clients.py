@@ -11,8 +11,8 @@ from typing import Any
 from authlib.oauth2.rfc6749 import ClientMixin
 from sqlalchemy import select
 
-from authz import clock, ids
-from authz.errors import NotFound, ValidationFailed
+from authz.base import clock, ids
+from authz.base.errors import NotFound, ValidationFailed
 from authz.store.db import Store
 from authz.store.models import OAuthClient, Organization
 
@@ -109,7 +109,7 @@ def create_client(
     grant_types: list[str] | None = None,
 ) -> dict[str, Any]:
     """Register a portal backend; the secret is returned once and stored hashed."""
-    from authz.grants import CLIENT_SCOPES
+    from authz.policy.grants import CLIENT_SCOPES
 
     errors: list[tuple[str, str]] = []
     if not audiences or not all(isinstance(a, str) and a for a in audiences):

@@ -12,8 +12,8 @@ from authlib.oauth2.rfc6749.errors import InvalidClientError
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from joserfc.jwk import KeySet
 
-from authz import clock
-from authz.runtime import Runtime
+from authz.base import clock
+from authz.service.runtime import Runtime
 from authz.store.models import RevokedToken
 
 

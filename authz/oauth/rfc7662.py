@@ -13,11 +13,11 @@ from typing import Any
 
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 
-from authz import token_status
-from authz.errors import StoreUnavailable
-from authz.oauth_clients import RegisteredClient
-from authz.rfc6749 import CurrentClientEndpoint, TemporarilyUnavailableError
-from authz.runtime import Runtime
+from authz.oauth import token_status
+from authz.base.errors import StoreUnavailable
+from authz.oauth.oauth_clients import RegisteredClient
+from authz.oauth.rfc6749 import CurrentClientEndpoint, TemporarilyUnavailableError
+from authz.service.runtime import Runtime
 
 #: Claims an introspection answer repeats from the token (§2.2 and our extensions).
 CLAIMS = (

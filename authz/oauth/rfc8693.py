@@ -24,18 +24,23 @@ from authlib.oauth2.rfc6749.errors import (
     UnauthorizedClientError,
 )
 
-from authz import access, client_lookup, clock, grants, identity, refusals, rfc9068, token_status
-from authz.errors import StoreUnavailable
-from authz.identity import Login
-from authz.oauth_clients import TOKEN_EXCHANGE, RegisteredClient
+from authz.service import access
+from authz.oauth import client_lookup, identity, token_status
+from authz.base import clock
+from authz.policy import grants
+from authz.store import refusals
+from authz.tokens import rfc9068
+from authz.base.errors import StoreUnavailable
+from authz.oauth.identity import Login
+from authz.oauth.oauth_clients import TOKEN_EXCHANGE, RegisteredClient
 from authz.policy import delegation
 from authz.policy.facts import FactIndex
-from authz.policy.tokens import audiences_of
-from authz.principals import ADMIN_SCOPE, REVIEW_SCOPE
-from authz.rfc6749 import TemporarilyUnavailableError
-from authz.runtime import Runtime
+from authz.tokens.validity import audiences_of
+from authz.base.principals import ADMIN_SCOPE, REVIEW_SCOPE
+from authz.oauth.rfc6749 import TemporarilyUnavailableError
+from authz.service.runtime import Runtime
 from authz.store.models import Client
-from authz.token_issuer import Issuance
+from authz.oauth.token_issuer import Issuance
 
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
 ID_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:id_token"

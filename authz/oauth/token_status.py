@@ -9,8 +9,8 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import and_, bindparam, exists, false, literal_column, select
 
-from authz import clock
-from authz.runtime import Runtime
+from authz.base import clock
+from authz.service.runtime import Runtime
 from authz.store.db import Store
 from authz.store.models import ACCOUNT_MODELS, Link, OAuthClient, RevokedToken
 from authz.store.prepared import PreparedRead
@@ -208,9 +208,9 @@ def _link(values: tuple[Any, ...]) -> LinkRow | None:
 
 
 def check(runtime: Runtime, token: str) -> TokenStatus:
-    """Verify `token` and judge it on the newest facts: the same rule (`authz.policy.tokens`)
+    """Verify `token` and judge it on the newest facts: the same rule (`authz.tokens.validity`)
     that the decision API applies, for introspection and the bearer API (fails closed)."""
-    from authz.access import Consistency, service
+    from authz.service.access import Consistency, service
 
     access = service(runtime)
     access.fresh(Consistency(None))

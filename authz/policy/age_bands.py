@@ -13,8 +13,8 @@ from typing import Any, NamedTuple
 
 import yaml
 
-from authz.errors import AuthzError
-from authz.grants import age_on, majority_date
+from authz.base.errors import AuthzError
+from authz.policy.grants import age_on, majority_date
 
 TABLE_NAME = "age_bands.yaml"
 DEFAULT_PATH = Path(__file__).resolve().parents[2] / "policies" / TABLE_NAME

@@ -24,8 +24,8 @@ from collections import deque
 from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
-from authz import audit
-from authz.errors import StoreUnavailable
+from authz.store import audit
+from authz.base.errors import StoreUnavailable
 from authz.policy.engine import Decision
 from authz.store.db import Store
 

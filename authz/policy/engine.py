@@ -19,14 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from authz import clock
-from authz.errors import AuthzError
+from authz.base import clock
+from authz.base.errors import AuthzError
 from authz.policy import delegation, vocabulary
 from authz.policy.facts import FactIndex
 from authz.policy.matcher import Matcher, MatcherError, compile_matcher
 from authz.policy.matcher import effect_kind as compile_effect
-from authz.principals import Principal
-from authz.rfc9068 import VIA
+from authz.base.principals import Principal
+from authz.tokens.rfc9068 import VIA
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL_PATH = ROOT / "model.conf"

@@ -22,9 +22,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from authz import clock, grants
-from authz.errors import StoreUnavailable
-from authz.links import ENTITLEMENT
+from authz.base import clock
+from authz.policy import grants
+from authz.base.errors import StoreUnavailable
+from authz.accounts.links import ENTITLEMENT
 from authz.policy import snapshot
 from authz.policy.age_bands import Band, BandTable
 from authz.store.db import Store
@@ -976,7 +977,7 @@ class FactIndex:
         return self.orgs.get(owner)
 
     def grant_state(self, link: int, now: dt.datetime) -> grants.GrantState:
-        """The grant's effective state now (the one rule in `authz.grants`)."""
+        """The grant's effective state now (the one rule in `authz.policy.grants`)."""
         lrec, crec, b = self.l_rec, self.c_rec, link * _L
         recv, cg = lrec[b + _L_RECV] * _C, lrec[b + _L_CG] * _C
         rflags, cflags = crec[recv + _C_FLAGS], crec[cg + _C_FLAGS]
@@ -1061,7 +1062,7 @@ class FactIndex:
         i = self.pm.get(pm)
         return self.c_id[i] if i is not None else None
 
-    # -- token liveness (what `authz.token_status` reads from the store, answered here) ------
+    # -- token liveness (what `authz.oauth.token_status` reads from the store, answered here) ------
 
     def is_revoked(self, jti: str) -> bool:
         return jti in self.revoked

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from authz.errors import AuthzError
+from authz.base.errors import AuthzError
 
 
 class MatcherError(AuthzError):

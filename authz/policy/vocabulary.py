@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from authz.grants import CLIENT_SCOPES
+from authz.policy.grants import CLIENT_SCOPES
 
 
 class Owner(StrEnum):

@@ -18,8 +18,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from authz import rfc9068
-from authz.errors import Forbidden, RevisionNotReached, Unauthenticated, ValidationFailed
+from authz.tokens import rfc9068
+from authz.base.errors import Forbidden, RevisionNotReached, Unauthenticated, ValidationFailed
 from authz.policy.decision_log import DecisionLog
 from authz.policy.engine import (
     Answers,
@@ -31,10 +31,10 @@ from authz.policy.engine import (
     Subject,
 )
 from authz.policy.facts import FactIndex
-from authz.policy.tokens import TokenCache, audiences_of
+from authz.tokens.validity import TokenCache, audiences_of
 from authz.policy.vocabulary import LABELS
-from authz.principals import CHECK_SCOPE, CHECK_SUBJECTS_SCOPE, REVIEW_SCOPE, Principal
-from authz.runtime import Runtime
+from authz.base.principals import CHECK_SCOPE, CHECK_SUBJECTS_SCOPE, REVIEW_SCOPE, Principal
+from authz.service.runtime import Runtime
 
 MAX_BATCH = 1000
 #: How long a check waits for a consistency token's revision before refusing it (seconds).
@@ -337,7 +337,7 @@ class AccessService:
             accounts = self.engine.accounts(Subject.from_principal(caller))
         else:
             _require(caller, CHECK_SCOPE)
-            from authz.emails import normalize_email
+            from authz.base.emails import normalize_email
 
             accounts = self.engine.accounts_for_login(
                 caller.org_id, normalize_email(login, "login")
@@ -359,7 +359,7 @@ class AccessService:
         if self.facts.client_index(client_id) is None or self.facts.org_of(
             client_id
         ) != self.facts.orgs.get(caller.org_id):
-            from authz.errors import NotFound
+            from authz.base.errors import NotFound
 
             raise NotFound(f"client {client_id} not found in this organization")
         return {

@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 
-from authz.errors import AuthzError
+from authz.base.errors import AuthzError
 from authz.store.db import Store, WriteTxn
 
 if TYPE_CHECKING:
-    from authz.runtime import Runtime
+    from authz.service.runtime import Runtime
 
 CHANNEL = "authz_revision"
 #: Seconds between revision polls while notifications are quiet (the belt to LISTEN's braces).
@@ -141,7 +141,7 @@ class Listener:
 
     def _catch_up(self, revision: int | None) -> None:
         """Refresh the facts to `revision` (None: the store's newest, one cheap read)."""
-        from authz import access
+        from authz.service import access
 
         try:
             service = access.service(self.runtime)

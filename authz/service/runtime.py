@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from authz import replication
-from authz.config import Settings
-from authz.keys import ACCESS_TOKEN, DEV_ISSUER, KeyRing
+from authz.service import replication
+from authz.base.config import Settings
+from authz.tokens.keys import ACCESS_TOKEN, DEV_ISSUER, KeyRing
 from authz.store.db import Store, make_engine
 
 

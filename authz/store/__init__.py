@@ -1,1 +1,4 @@
-"""Persistence: SQLAlchemy 2 models, engine set-up and Alembic migrations."""
+"""Persistence: SQLAlchemy 2 models, engine set-up and Alembic migrations.
+
+May import `authz.base` only.
+"""

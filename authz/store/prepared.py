@@ -28,7 +28,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.sql import Select
 
-from authz.errors import StoreUnavailable
+from authz.base.errors import StoreUnavailable
 
 _Processor = Callable[[Any], Any] | None
 

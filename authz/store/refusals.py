@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from authz.errors import StoreUnavailable
+from authz.base.errors import StoreUnavailable
 from authz.store.db import Store
 
 log = logging.getLogger(__name__)

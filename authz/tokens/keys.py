@@ -15,9 +15,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from sqlalchemy import select
 
-from authz import clock
-from authz.config import MAX_TOKEN_TTL
-from authz.errors import StoreUnavailable
+from authz.base import clock
+from authz.base.config import MAX_TOKEN_TTL
+from authz.base.errors import StoreUnavailable
 from authz.store.db import Store
 from authz.store.models import SigningKey
 

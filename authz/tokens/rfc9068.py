@@ -16,9 +16,9 @@ from typing import Any
 
 import jwt
 
-from authz import clock
-from authz.config import MAX_TOKEN_TTL
-from authz.keys import ALGORITHMS, KeyRing
+from authz.base import clock
+from authz.base.config import MAX_TOKEN_TTL
+from authz.tokens.keys import ALGORITHMS, KeyRing
 
 TYP = "at+jwt"
 #: Skew allowed on `iat`/`nbf` only (replicas' clocks differ a little). None on `exp`: the

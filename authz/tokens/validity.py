@@ -4,7 +4,7 @@ A check verifies two RFC 9068 tokens (the portal backend's and the user's). An E
 costs ~130 µs, more than the decision, so `TokenCache` keeps the claims of tokens whose signature
 verified, keyed by the SHA-256 of the token (the token itself is never kept), bounded in size and
 never past `exp`. Whether a verified token is still good *now* (`token_problem`) is the question
-`authz.token_status.status_in` answers from the store, answered here from the `FactIndex`, which
+`authz.oauth.token_status.status_in` answers from the store, answered here from the `FactIndex`, which
 the caller has made fresh by revision: a revoke that returned is seen by the next check.
 """
 
@@ -16,12 +16,14 @@ import threading
 from collections import OrderedDict
 from typing import Any, NamedTuple
 
-from authz import clock, grants, rfc9068
-from authz.keys import KeyRing
+from authz.base import clock
+from authz.policy import grants
+from authz.tokens import rfc9068
+from authz.tokens.keys import KeyRing
 from authz.policy import delegation
 from authz.policy.engine import Subject
 from authz.policy.facts import FactIndex
-from authz.principals import Principal
+from authz.base.principals import Principal
 
 #: Tokens kept; a claims set and its principal take about 1.5 kB, so this bounds the cache at a
 #: few MB whatever callers send (unknown subjects must not grow memory).
@@ -119,7 +121,7 @@ def token_problem(
 ) -> str | None:
     """Why a verified token is no longer good, from the facts; None while it is.
 
-    The same questions as `authz.token_status.status_in`, in the same order (tests hold the two
+    The same questions as `authz.oauth.token_status.status_in`, in the same order (tests hold the two
     to the same answers): revoked, its OAuth client, its account, its grant, its shared email.
     """
     found = _problem(facts, claims, majority_age, now or clock.now())

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from authz import clock
+from authz.base import clock
 from tests.compliance.chains import append_decisions
 from tests.helpers import Api
 

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, insert, select, update
 
-from authz import audit, clients, orgs
-from authz.audit_log import decision_hash
+from authz.store import audit
+from authz.accounts import clients, orgs
+from authz.compliance.audit_log import decision_hash
 from authz.policy.decision_log import HASH_FORMAT
 from authz.store.db import Store
 from authz.store.models import AuditEvent, Decision

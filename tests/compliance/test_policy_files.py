@@ -174,11 +174,11 @@ def test_diff_identical_reordered_changed_and_bad_versions(copy: Path) -> None:
 
 
 def test_readme_vocabulary_table_is_what_the_engine_decides() -> None:
-    from authz.policy_review import vocabulary_doc
+    from authz.compliance.policy_review import vocabulary_doc
 
     text = vocabulary_doc.README.read_text()
     assert vocabulary_doc.render(text) == text, (
-        "policies/README.md is stale: run python -m authz.policy_review.vocabulary_doc"
+        "policies/README.md is stale: run python -m authz.compliance.policy_review.vocabulary_doc"
     )
     for path in sorted((ROOT / "policies").glob("*.csv")):
         assert f"**`{path.name}`**" in text, f"README does not explain {path.name}"

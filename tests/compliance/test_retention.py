@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, func, select
 
-from authz import clients, clock, orgs
+from authz.accounts import clients, orgs
+from authz.base import clock
 from authz.store.db import Store
 from authz.store.models import AuditEvent, Decision
 from tests.compliance.chains import ago, append_decisions

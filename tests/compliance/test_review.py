@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from authz import clock
+from authz.base import clock
 from tests.compliance.chains import append_decisions
 from tests.compliance.cli import ROOT, authz, authz_json
 from tests.helpers import Api
@@ -104,7 +104,7 @@ def by_id(report: dict[str, Any]) -> dict[str, Any]:
 
 def test_report_data(api: Api, scene: dict[str, Any], db_url: str) -> None:
     rt = api.rt
-    from authz import review
+    from authz.compliance import review
 
     report = review.build(rt.store, rt.settings, api.org_id)
     clients = by_id(report)

@@ -16,8 +16,9 @@ from authlib.integrations.requests_client import OAuth2Session
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
-from authz import clock, keys
-from authz.oauth_clients import TOKEN_EXCHANGE
+from authz.base import clock
+from authz.tokens import keys
+from authz.oauth.oauth_clients import TOKEN_EXCHANGE
 from authz.store.models import AuditEvent
 from tests.helpers import ACCESS, AUDIENCE, ID_TOKEN, Api
 

@@ -14,7 +14,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from authz import clock
+from authz.base import clock
 from tests.helpers import ID_TOKEN, Api
 from tests.oauth.conftest import Live
 

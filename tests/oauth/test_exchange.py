@@ -9,8 +9,8 @@ from authlib.integrations.requests_client import OAuth2Session
 from authlib.oauth2.rfc7523 import PrivateKeyJWT
 from joserfc.jwk import ECKey
 
-from authz import oauth_clients
-from authz.oauth_clients import TOKEN_EXCHANGE
+from authz.oauth import oauth_clients
+from authz.oauth.oauth_clients import TOKEN_EXCHANGE
 from tests.helpers import ACCESS, AUDIENCE, ID_TOKEN
 from tests.oauth.conftest import Live
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from authz import clock, oauth_clients
+from authz.base import clock
+from authz.oauth import oauth_clients
 from tests.helpers import AUDIENCE, Api
 from tests.oauth.conftest import Live
 

@@ -6,7 +6,8 @@ import datetime as dt
 
 import jwt
 
-from authz import clock, keys
+from authz.base import clock
+from authz.tokens import keys
 from tests.oauth.conftest import Live
 
 

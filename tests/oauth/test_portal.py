@@ -1,4 +1,4 @@
-"""`authz.portal` against the live server: what a portal backend sees of a token."""
+"""`authz.oauth.portal` against the live server: what a portal backend sees of a token."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import json
 
 import pytest
 
-from authz import clock, keys
-from authz.portal import PortalTokenError, PortalVerifier
+from authz.base import clock
+from authz.tokens import keys
+from authz.oauth.portal import PortalTokenError, PortalVerifier
 from tests.helpers import AUDIENCE
 from tests.oauth.conftest import Live
 

@@ -17,8 +17,11 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from api import create_app
-from authz import audit, audit_log, clients, keys
-from authz.errors import StoreUnavailable
+from authz.store import audit
+from authz.compliance import audit_log
+from authz.accounts import clients
+from authz.tokens import keys
+from authz.base.errors import StoreUnavailable
 from authz.policy.decision_log import decision_hash
 from authz.store.models import AuditEvent, Client, Decision
 from tests.conftest import _truncate

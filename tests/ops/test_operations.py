@@ -11,7 +11,7 @@ import pytest
 
 from api import create_app
 from api.observability import JsonFormatter
-from authz import keys
+from authz.tokens import keys
 from tests.helpers import Api
 
 

@@ -22,7 +22,8 @@ import requests
 from sqlalchemy.engine import make_url
 
 from api import create_app
-from authz import keys, replication
+from authz.tokens import keys
+from authz.service import replication
 from tests.conftest import _truncate
 from tests.helpers import Api
 from tests.ops.serving import Server, wait_for

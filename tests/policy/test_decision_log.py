@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 from sqlalchemy import insert, inspect, select, text, update
 
-from authz import audit, audit_log, clock
+from authz.store import audit
+from authz.compliance import audit_log
+from authz.base import clock
 from authz.policy.decision_log import (
     HASH_FORMAT,
     DecisionLog,

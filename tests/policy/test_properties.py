@@ -8,7 +8,7 @@ import datetime as dt
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from authz.grants import majority_date
+from authz.policy.grants import majority_date
 from authz.policy import vocabulary
 from authz.policy.engine import CheckRequest, Engine, PolicySet, Resource, Subject, casbin_enforcer
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from authz import orgs
-from authz.errors import StoreUnavailable
+from authz.accounts import orgs
+from authz.base.errors import StoreUnavailable
 from authz.policy.facts import FactIndex
 from authz.store.db import Store, make_engine
 from authz.store.revision_hint import RevisionHint

@@ -12,13 +12,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import delete, update
 
-from authz import access, clients, links, payments
-from authz.config import Settings
+from authz.service import access
+from authz.accounts import clients, links, payments
+from authz.base.config import Settings
 from authz.policy import facts as facts_module
 from authz.policy import snapshot
 from authz.policy.facts import FactIndex
-from authz.principals import Principal
-from authz.runtime import Runtime
+from authz.base.principals import Principal
+from authz.service.runtime import Runtime
 from authz.store import migrate
 from authz.store.db import Store, make_engine
 from authz.store.models import AuditEvent

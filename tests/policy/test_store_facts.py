@@ -10,12 +10,13 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from authz import audit, clients, links, orgs, payments
-from authz.config import Settings
+from authz.store import audit
+from authz.accounts import clients, links, orgs, payments
+from authz.base.config import Settings
 from authz.policy.decision_log import DecisionLog, DecisionLogUnavailable, decision_hash
 from authz.policy.engine import CheckRequest, Engine, PolicySet, Resource, Subject
 from authz.policy.facts import FactIndex
-from authz.principals import Principal
+from authz.base.principals import Principal
 from authz.store.db import Store, make_engine
 from authz.store.models import Client
 from authz.store.models import Decision as DecisionRow
@@ -303,7 +304,7 @@ def test_dropped_grants_free_their_row_for_the_next_without_confusing_ids() -> N
 
 
 def test_a_store_that_cannot_answer_the_revision_read_fails_closed(tmp_path) -> None:
-    from authz.errors import StoreUnavailable
+    from authz.base.errors import StoreUnavailable
 
     broken = Store(make_engine(f"sqlite:///{tmp_path}/missing/x.db"))
     with pytest.raises(StoreUnavailable):

@@ -1,4 +1,4 @@
-"""Token liveness from the fact index agrees with `authz.token_status` (which reads the store),
+"""Token liveness from the fact index agrees with `authz.oauth.token_status` (which reads the store),
 and the verified-token cache never outlives `exp` nor its bound."""
 
 from __future__ import annotations
@@ -6,9 +6,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from authz import access, clock, rfc9068, token_status
-from authz.access import service
-from authz.policy.tokens import TokenCache, token_problem
+from authz.service import access
+from authz.base import clock
+from authz.tokens import rfc9068
+from authz.oauth import token_status
+from authz.service.access import service
+from authz.tokens.validity import TokenCache, token_problem
 from authz.store.models import OAuthClient
 from tests.helpers import Api
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from authz.grants import LEVEL_SCOPES
+from authz.policy.grants import LEVEL_SCOPES
 from authz.policy import vocabulary
 from authz.policy.engine import PM_DENY, PolicyError, PolicySet, read_policy_lines
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from authz import audit
+from authz.store import audit
 from authz.policy.age_bands import next_transition
 from authz.policy.engine import Engine
 from authz.store.db import Store

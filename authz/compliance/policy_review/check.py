@@ -23,8 +23,8 @@ from authz.policy.engine import (
     casbin_enforcer,
 )
 from authz.policy.matcher import MatcherError, compile_matcher, effect_kind
-from authz.policy_review import probe
-from authz.policy_review.sources import BANDS, POLICIES_NAME, PolicyFiles, snapshot
+from authz.compliance.policy_review import probe
+from authz.compliance.policy_review.sources import BANDS, POLICIES_NAME, PolicyFiles, snapshot
 
 VOCABULARY_FILE = Path(vocabulary.__file__)
 

@@ -15,7 +15,7 @@ from typing import Any
 from authz.policy import vocabulary
 from authz.policy.age_bands import NARROWS, BandTable
 from authz.policy.engine import Engine, PolicySet
-from authz.policy_review import live, probe
+from authz.compliance.policy_review import live, probe
 
 #: Who holds each relation, in a reviewer's words, and what one of them is counted as.
 WHO: dict[str, tuple[str, str]] = {

@@ -7,11 +7,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from authz import audit
-from authz.emails import normalize_email
-from authz.errors import NotFound, ValidationFailed
+from authz.store import audit
+from authz.base.emails import normalize_email
+from authz.base.errors import NotFound, ValidationFailed
 from authz.policy.engine import CheckRequest, Engine, Resource, Subject
-from authz.policy_review import adolescence
+from authz.compliance.policy_review import adolescence
 from authz.store.db import Store
 from authz.store.models import Link
 

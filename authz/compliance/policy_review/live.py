@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from authz import clock
+from authz.base import clock
 from authz.policy.engine import Engine, PolicySet
 from authz.policy.facts import ADOLESCENT_PROXY, FactIndex
 from authz.store.db import Store

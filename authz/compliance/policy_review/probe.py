@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from authz.links import ENTITLEMENT
+from authz.accounts.links import ENTITLEMENT
 from authz.policy import vocabulary
 from authz.policy.engine import CheckRequest, Engine, PolicySet, Resource, Rule, Subject
 from authz.policy.facts import LEVELS, ClientRow, FactIndex, LinkRow, OrgRow, PaymentRow, StaffRow

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from authz.errors import Conflict, Forbidden
+from authz.base.errors import Conflict, Forbidden
 from authz.policy.engine import CheckRequest, Engine, Resource, Subject
-from authz.policy_review import sources
-from authz.principals import Principal
+from authz.compliance.policy_review import sources
+from authz.base.principals import Principal
 
 
 def read(engine: Engine, caller: Principal, revision: int) -> dict[str, Any]:

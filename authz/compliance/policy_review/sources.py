@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from authz.errors import ValidationFailed
+from authz.base.errors import ValidationFailed
 from authz.policy.age_bands import DEFAULT_PATH, TABLE_NAME, BandError, BandTable
 from authz.policy.engine import MODEL_PATH, POLICY_DIR, PolicyError, PolicySet
 

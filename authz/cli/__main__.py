@@ -1,0 +1,5 @@
+"""`python -m authz.cli`."""
+
+from authz.cli import main
+
+main()
