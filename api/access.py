@@ -16,8 +16,8 @@ from api import metrics
 from api.auth import bearer_token
 from api.request import json_body, only_args
 from api.runtime import runtime
-from authz.service import access
 from authz.base.errors import ValidationFailed
+from authz.service import access
 
 bp = Blueprint("access", __name__, url_prefix="/v1/access")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from flask import g, request
 
 from api.runtime import runtime
-from authz.oauth import token_status
 from authz.base.errors import Unauthenticated
 from authz.base.principals import Principal
+from authz.oauth import token_status
 
 
 def bearer_from(header: str) -> str | None:

@@ -7,10 +7,10 @@ from flask import Blueprint, Response, jsonify
 from api.auth import principal
 from api.request import only_args
 from api.runtime import runtime
-from authz.service import access
-from authz.compliance import audit_query, report_html, review
 from authz.base import pagination
+from authz.compliance import audit_query, report_html, review
 from authz.compliance.policy_review import published
+from authz.service import access
 
 bp = Blueprint("compliance", __name__, url_prefix="/v1")
 

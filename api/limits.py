@@ -16,9 +16,9 @@ from api.auth import bearer_from
 from api.metrics import metrics
 from api.problems import problem
 from api.runtime import runtime
+from authz.base.errors import StoreUnavailable, Unauthenticated
 from authz.service import access
 from authz.tokens import rfc9068
-from authz.base.errors import StoreUnavailable, Unauthenticated
 
 TOKEN_PATH = "/oauth/token"
 #: The paths that are limited. The policy engine's check endpoints join when they exist.

@@ -9,18 +9,18 @@ from authlib.integrations.flask_oauth2 import AuthorizationServer
 from flask import Blueprint, Flask, Response, current_app, jsonify
 
 from api.runtime import runtime
+from authz.base.errors import StoreUnavailable
 from authz.oauth import oauth_clients, rfc8693
 from authz.oauth.client_lookup import ClientCache
-from authz.base.errors import StoreUnavailable
-from authz.policy.grants import CLIENT_SCOPES
-from authz.tokens.keys import ALGORITHMS
 from authz.oauth.oauth_clients import RegisteredClient
 from authz.oauth.rfc6749 import ClientCredentials, TemporarilyUnavailableError
 from authz.oauth.rfc7009 import Revocation
 from authz.oauth.rfc7523 import PrivateKeyJWT
 from authz.oauth.rfc7662 import Introspection
-from authz.service.runtime import Runtime
 from authz.oauth.token_issuer import record_issued, token_generator
+from authz.policy.grants import CLIENT_SCOPES
+from authz.service.runtime import Runtime
+from authz.tokens.keys import ALGORITHMS
 
 bp = Blueprint("oauth", __name__)
 AUTH_METHODS = ["client_secret_basic", "private_key_jwt"]

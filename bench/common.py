@@ -117,10 +117,10 @@ class Practice:
 def practice(database_url: str, issuer: str, scopes: list[str], **env: str) -> Practice:
     """Migrate the store at `database_url` and set up one practice with a portal backend."""
     from api import create_app
-    from authz.tokens import keys
-    from authz.oauth import oauth_clients
     from authz.accounts import orgs
+    from authz.oauth import oauth_clients
     from authz.store import migrate
+    from authz.tokens import keys
 
     settings = {
         "AUTHZ_DATABASE_URL": database_url,

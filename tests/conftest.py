@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import text
 
 from authz.base import clock
-from authz.tokens import keys
 from authz.store import migrate
 from authz.store.db import make_engine
 from authz.store.models import Base
+from authz.tokens import keys
 from bench.common import postgres_database
 from tests.helpers import Api
 

@@ -8,10 +8,10 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from authz.oauth import identity, oauth_clients
 from authz.accounts import orgs
-from authz.policy.grants import CLIENT_SCOPES
+from authz.oauth import identity, oauth_clients
 from authz.oauth.oauth_clients import SERVICE_SCOPES, TOKEN_EXCHANGE
+from authz.policy.grants import CLIENT_SCOPES
 from authz.store.models import AuditEvent, Base
 
 AUDIENCE = "https://portal.test"

@@ -140,8 +140,8 @@ def test_only_the_minor_or_a_provider_with_their_statement_decides(api: Api) -> 
 
 
 def test_explain_and_the_review_show_the_band_and_the_next_transition(api: Api) -> None:
-    from authz.service.access import service
     from authz.compliance.policy_review import explain
+    from authz.service.access import service
 
     today = clock.now().date()
     birthday = today + dt.timedelta(days=40)

@@ -124,8 +124,8 @@ def test_keys_rotate_keeps_old_key_published(tmp_path: Path) -> None:
     first = run_json(tmp_path, "init")["signing_kid"]
     second = run_json(tmp_path, "keys", "rotate")["signing_kid"]
     assert second != first
-    from authz.tokens.keys import KeyRing
     from authz.store.db import Store
+    from authz.tokens.keys import KeyRing
 
     store = Store.from_url(f"sqlite:///{tmp_path / 'authz.db'}")
     ring = KeyRing(store)

@@ -11,9 +11,9 @@ from sqlalchemy import select
 
 from authz.base import clock
 from authz.oauth import oauth_clients
-from authz.service.access import service
-from authz.policy.grants import CLIENT_SCOPES
 from authz.oauth.oauth_clients import TOKEN_EXCHANGE
+from authz.policy.grants import CLIENT_SCOPES
+from authz.service.access import service
 from authz.store.models import AuditEvent, Decision, OutboxMessage
 from tests.helpers import ID_TOKEN, Api
 

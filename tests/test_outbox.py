@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from authz.base import clock
 from authz.accounts import outbox
+from authz.base import clock
 from tests.helpers import Api
 
 

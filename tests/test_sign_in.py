@@ -13,9 +13,9 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from authz.tokens import keys
-from authz.oauth import oauth_clients
 from authz.accounts import orgs
+from authz.oauth import oauth_clients
+from authz.tokens import keys
 from authz.tokens.keys import public_jwk
 from tests.helpers import AUDIENCE, ID_TOKEN, Api
 

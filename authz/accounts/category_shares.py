@@ -9,8 +9,8 @@ from typing import Any
 
 from sqlalchemy import or_, select
 
-from authz.base import clock, ids
 from authz.accounts.clients import get_in_org
+from authz.base import clock, ids
 from authz.base.errors import Conflict, Forbidden, ValidationFailed
 from authz.policy.age_bands import BandTable
 from authz.policy.vocabulary import LABELS

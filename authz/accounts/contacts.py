@@ -6,8 +6,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from authz.base import clock, ids
 from authz.accounts.clients import get_in_org
+from authz.base import clock, ids
 from authz.base.emails import normalize_email
 from authz.base.errors import NotFound, ValidationFailed
 from authz.store.db import Store

@@ -15,11 +15,9 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from authz.base import clock, ids
-from authz.policy import grants
 from authz.accounts import outbox
-from authz.store import refusals
 from authz.accounts.clients import add_client, client_view, display_name, get_in_org
+from authz.base import clock, ids
 from authz.base.config import Settings
 from authz.base.errors import (
     Conflict,
@@ -30,6 +28,8 @@ from authz.base.errors import (
     ValidationFailed,
 )
 from authz.base.principals import Principal
+from authz.policy import grants
+from authz.store import refusals
 from authz.store.db import Store, WriteTxn
 from authz.store.models import (
     ACCESS_LEVELS,

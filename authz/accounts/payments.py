@@ -7,8 +7,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from authz.base import clock
 from authz.accounts.clients import get_in_org
+from authz.base import clock
 from authz.base.errors import Conflict, ValidationFailed
 from authz.store.db import Store
 from authz.store.models import PaymentMethod

@@ -99,8 +99,8 @@ def main() -> None:
 @one_line_errors
 def init(demo: bool, as_json: bool) -> None:
     """Create or migrate the store and the first signing key (a second run changes nothing)."""
-    from authz.tokens import keys
     from authz.store import migrate
+    from authz.tokens import keys
 
     rt = _runtime()
     applied = migrate.upgrade(rt.store.engine)
@@ -488,8 +488,8 @@ def policy_test(
     """Run the YAML test cases: facts, queries and the decision each must get."""
     import yaml
 
-    from authz.policy import cases
     from authz.compliance.policy_review import sources
+    from authz.policy import cases
 
     files = sources.given(model, policies)
     sources.check_exists(files)

@@ -10,8 +10,8 @@ from sqlalchemy import select
 
 from authz.accounts import clients, orgs
 from authz.oauth import oauth_clients
-from authz.policy.grants import CLIENT_SCOPES
 from authz.oauth.oauth_clients import SERVICE_SCOPES
+from authz.policy.grants import CLIENT_SCOPES
 from authz.service.runtime import Runtime
 from authz.store.models import Organization
 

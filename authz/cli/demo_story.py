@@ -15,13 +15,13 @@ from typing import Any
 import click
 import jwt
 
-from authz.oauth import identity, oauth_clients
-from authz.tokens import keys
 from authz.accounts import orgs
 from authz.base.config import Settings
-from authz.policy.grants import CLIENT_SCOPES
+from authz.oauth import identity, oauth_clients
 from authz.oauth.oauth_clients import SERVICE_SCOPES, TOKEN_EXCHANGE
+from authz.policy.grants import CLIENT_SCOPES
 from authz.store import migrate
+from authz.tokens import keys
 
 AUDIENCE = "https://portal.demo.example"
 ID_TOKEN = "urn:ietf:params:oauth:token-type:id_token"

@@ -7,9 +7,9 @@ from typing import Any
 
 from sqlalchemy import select
 
-from authz.store import audit
-from authz.policy.decision_log import decision_fields, decision_hash
 from authz.compliance.retention import checkpoints
+from authz.policy.decision_log import decision_fields, decision_hash
+from authz.store import audit
 from authz.store.db import Store
 from authz.store.models import AuditEvent, Decision
 

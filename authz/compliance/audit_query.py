@@ -16,11 +16,11 @@ from typing import Any
 from sqlalchemy import String, cast, or_, select
 from sqlalchemy.orm import Session
 
-from authz.store import audit
 from authz.accounts import clients
 from authz.base import ids, pagination
 from authz.base.errors import Forbidden, ValidationFailed
 from authz.base.principals import Principal
+from authz.store import audit
 from authz.store.db import Store
 from authz.store.models import AuditEvent, Decision
 

@@ -17,9 +17,9 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from authz.store import audit
 from authz.base.config import Settings
 from authz.base.errors import ValidationFailed
+from authz.store import audit
 from authz.store.db import Store
 from authz.store.models import AuditEvent, Decision
 

@@ -12,17 +12,17 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from authz.store import audit
 from authz.accounts import clients
+from authz.accounts.links import grant_facts
 from authz.base import clock
-from authz.policy import grants
 from authz.base.config import Settings
 from authz.base.errors import NotFound, ValidationFailed
 from authz.base.ids import looks_like
-from authz.accounts.links import grant_facts
+from authz.compliance.policy_review import adolescence
+from authz.policy import grants
 from authz.policy.engine import Engine, PolicySet
 from authz.policy.facts import FactIndex
-from authz.compliance.policy_review import adolescence
+from authz.store import audit
 from authz.store.db import Store
 from authz.store.models import Client, Decision, Link, Organization, Provider, Reviewer
 

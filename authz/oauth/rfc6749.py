@@ -11,8 +11,8 @@ from typing import Any
 from authlib.oauth2.rfc6749.errors import InvalidScopeError, OAuth2Error
 from authlib.oauth2.rfc6749.grants import ClientCredentialsGrant
 
-from authz.oauth import client_lookup
 from authz.base.errors import StoreUnavailable
+from authz.oauth import client_lookup
 from authz.oauth.oauth_clients import SERVICE_SCOPES, RegisteredClient
 from authz.service.runtime import Runtime
 from authz.store.db import Store

@@ -13,13 +13,13 @@ from typing import Any
 from authlib.oauth2.rfc6749.errors import InvalidGrantError
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 
-from authz.store import refusals
-from authz.tokens import rfc9068
-from authz.oauth import token_status
 from authz.base.errors import StoreUnavailable
+from authz.oauth import token_status
 from authz.oauth.oauth_clients import RegisteredClient
 from authz.oauth.rfc6749 import CurrentClientEndpoint, TemporarilyUnavailableError
 from authz.service.runtime import Runtime
+from authz.store import refusals
+from authz.tokens import rfc9068
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from typing import Any
 
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 
-from authz.oauth import token_status
 from authz.base.errors import StoreUnavailable
+from authz.oauth import token_status
 from authz.oauth.oauth_clients import RegisteredClient
 from authz.oauth.rfc6749 import CurrentClientEndpoint, TemporarilyUnavailableError
 from authz.service.runtime import Runtime

@@ -24,23 +24,22 @@ from authlib.oauth2.rfc6749.errors import (
     UnauthorizedClientError,
 )
 
-from authz.service import access
-from authz.oauth import client_lookup, identity, token_status
 from authz.base import clock
-from authz.policy import grants
-from authz.store import refusals
-from authz.tokens import rfc9068
 from authz.base.errors import StoreUnavailable
+from authz.base.principals import ADMIN_SCOPE, REVIEW_SCOPE
+from authz.oauth import client_lookup, identity, token_status
 from authz.oauth.identity import Login
 from authz.oauth.oauth_clients import TOKEN_EXCHANGE, RegisteredClient
-from authz.policy import delegation
-from authz.policy.facts import FactIndex
-from authz.tokens.validity import audiences_of
-from authz.base.principals import ADMIN_SCOPE, REVIEW_SCOPE
 from authz.oauth.rfc6749 import TemporarilyUnavailableError
-from authz.service.runtime import Runtime
-from authz.store.models import Client
 from authz.oauth.token_issuer import Issuance
+from authz.policy import delegation, grants
+from authz.policy.facts import FactIndex
+from authz.service import access
+from authz.service.runtime import Runtime
+from authz.store import refusals
+from authz.store.models import Client
+from authz.tokens import rfc9068
+from authz.tokens.validity import audiences_of
 
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
 ID_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:id_token"

@@ -8,9 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from authz.tokens import rfc9068
 from authz.oauth.oauth_clients import RegisteredClient
 from authz.service.runtime import Runtime
+from authz.tokens import rfc9068
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,9 @@ from collections import deque
 from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
-from authz.store import audit
 from authz.base.errors import StoreUnavailable
 from authz.policy.engine import Decision
+from authz.store import audit
 from authz.store.db import Store
 
 # Any constant works; it only has to be the same in every worker.

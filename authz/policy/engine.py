@@ -21,11 +21,11 @@ from typing import Any, NamedTuple
 
 from authz.base import clock
 from authz.base.errors import AuthzError
+from authz.base.principals import Principal
 from authz.policy import delegation, vocabulary
 from authz.policy.facts import FactIndex
 from authz.policy.matcher import Matcher, MatcherError, compile_matcher
 from authz.policy.matcher import effect_kind as compile_effect
-from authz.base.principals import Principal
 from authz.tokens.rfc9068 import VIA
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -22,11 +22,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from authz.base import clock
-from authz.policy import grants
-from authz.base.errors import StoreUnavailable
 from authz.accounts.links import ENTITLEMENT
-from authz.policy import snapshot
+from authz.base import clock
+from authz.base.errors import StoreUnavailable
+from authz.policy import grants, snapshot
 from authz.policy.age_bands import Band, BandTable
 from authz.store.db import Store
 from authz.store.models import (

@@ -18,8 +18,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from authz.tokens import rfc9068
 from authz.base.errors import Forbidden, RevisionNotReached, Unauthenticated, ValidationFailed
+from authz.base.principals import CHECK_SCOPE, CHECK_SUBJECTS_SCOPE, REVIEW_SCOPE, Principal
 from authz.policy.decision_log import DecisionLog
 from authz.policy.engine import (
     Answers,
@@ -31,10 +31,10 @@ from authz.policy.engine import (
     Subject,
 )
 from authz.policy.facts import FactIndex
-from authz.tokens.validity import TokenCache, audiences_of
 from authz.policy.vocabulary import LABELS
-from authz.base.principals import CHECK_SCOPE, CHECK_SUBJECTS_SCOPE, REVIEW_SCOPE, Principal
 from authz.service.runtime import Runtime
+from authz.tokens import rfc9068
+from authz.tokens.validity import TokenCache, audiences_of
 
 MAX_BATCH = 1000
 #: How long a check waits for a consistency token's revision before refusing it (seconds).

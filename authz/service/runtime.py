@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from authz.service import replication
 from authz.base.config import Settings
-from authz.tokens.keys import ACCESS_TOKEN, DEV_ISSUER, KeyRing
+from authz.service import replication
 from authz.store.db import Store, make_engine
+from authz.tokens.keys import ACCESS_TOKEN, DEV_ISSUER, KeyRing
 
 
 @dataclass

@@ -15,9 +15,9 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
-from authz.store import audit
 from authz.base import clock, ids
 from authz.base.errors import StoreUnavailable
+from authz.store import audit
 from authz.store.models import AuditEvent, State
 from authz.store.revision_hint import RevisionHint
 

@@ -17,13 +17,12 @@ from collections import OrderedDict
 from typing import Any, NamedTuple
 
 from authz.base import clock
-from authz.policy import grants
-from authz.tokens import rfc9068
-from authz.tokens.keys import KeyRing
-from authz.policy import delegation
+from authz.base.principals import Principal
+from authz.policy import delegation, grants
 from authz.policy.engine import Subject
 from authz.policy.facts import FactIndex
-from authz.base.principals import Principal
+from authz.tokens import rfc9068
+from authz.tokens.keys import KeyRing
 
 #: Tokens kept; a claims set and its principal take about 1.5 kB, so this bounds the cache at a
 #: few MB whatever callers send (unknown subjects must not grow memory).

@@ -7,10 +7,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from authz.store import audit
 from authz.base import clock, ids
 from authz.compliance.audit_log import decision_hash
 from authz.policy.decision_log import HASH_FORMAT
+from authz.store import audit
 from authz.store.db import Store
 from authz.store.models import Decision
 

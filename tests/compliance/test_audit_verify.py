@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, insert, select, update
 
-from authz.store import audit
 from authz.accounts import clients, orgs
 from authz.compliance.audit_log import decision_hash
 from authz.policy.decision_log import HASH_FORMAT
+from authz.store import audit
 from authz.store.db import Store
 from authz.store.models import AuditEvent, Decision
 from tests.compliance.chains import append_decisions

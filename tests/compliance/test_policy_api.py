@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from authz.base.errors import Conflict
+from authz.base.principals import Principal
+from authz.compliance.policy_review import published
 from authz.policy.engine import MODEL_PATH, POLICY_DIR, Engine, PolicySet
 from authz.policy.facts import FactIndex
-from authz.compliance.policy_review import published
-from authz.base.principals import Principal
 from tests.helpers import Api
 
 

@@ -17,9 +17,9 @@ from sqlalchemy import select
 from werkzeug.serving import make_server
 
 from authz.base import clock
-from authz.tokens import keys
 from authz.oauth.oauth_clients import TOKEN_EXCHANGE
 from authz.store.models import AuditEvent
+from authz.tokens import keys
 from tests.helpers import ACCESS, AUDIENCE, ID_TOKEN, Api
 
 ALGS = ["ES256", "EdDSA"]

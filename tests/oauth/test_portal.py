@@ -9,8 +9,8 @@ import json
 import pytest
 
 from authz.base import clock
-from authz.tokens import keys
 from authz.oauth.portal import PortalTokenError, PortalVerifier
+from authz.tokens import keys
 from tests.helpers import AUDIENCE
 from tests.oauth.conftest import Live
 

@@ -17,13 +17,13 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from api import create_app
-from authz.store import audit
-from authz.compliance import audit_log
 from authz.accounts import clients
-from authz.tokens import keys
 from authz.base.errors import StoreUnavailable
+from authz.compliance import audit_log
 from authz.policy.decision_log import decision_hash
+from authz.store import audit
 from authz.store.models import AuditEvent, Client, Decision
+from authz.tokens import keys
 from tests.conftest import _truncate
 from tests.helpers import AUDIENCE, ID_TOKEN, Api
 from tests.ops.serving import wait_for

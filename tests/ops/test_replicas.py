@@ -22,8 +22,8 @@ import requests
 from sqlalchemy.engine import make_url
 
 from api import create_app
-from authz.tokens import keys
 from authz.service import replication
+from authz.tokens import keys
 from tests.conftest import _truncate
 from tests.helpers import Api
 from tests.ops.serving import Server, wait_for

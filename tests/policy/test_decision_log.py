@@ -14,9 +14,8 @@ from typing import Any
 import pytest
 from sqlalchemy import insert, inspect, select, text, update
 
-from authz.store import audit
-from authz.compliance import audit_log
 from authz.base import clock
+from authz.compliance import audit_log
 from authz.policy.decision_log import (
     HASH_FORMAT,
     DecisionLog,
@@ -26,7 +25,7 @@ from authz.policy.decision_log import (
     utc_wall,
 )
 from authz.policy.engine import CheckRequest, Decision, Resource, Subject
-from authz.store import migrate
+from authz.store import audit, migrate
 from authz.store.db import Store, make_engine
 from authz.store.models import Decision as DecisionRow
 

@@ -19,12 +19,12 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from authz.base.principals import Principal
+from authz.compliance.policy_review.live import casbin_lines
+from authz.oauth.rfc8693 import issued_for
 from authz.policy import delegation, vocabulary
 from authz.policy.engine import CheckRequest, Engine, PolicySet, Resource, Subject
 from authz.tokens.validity import token_problem
-from authz.compliance.policy_review.live import casbin_lines
-from authz.base.principals import Principal
-from authz.oauth.rfc8693 import issued_for
 from tests.compliance.test_policy_store import enforcer_from
 
 from .graphs import LABELS, NOW, graphs, index_of

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from authz.base.principals import Principal
 from authz.policy import cases
 from authz.policy.engine import CheckRequest, Engine, PolicySet, Resource, Subject
-from authz.base.principals import Principal
 
 POLICY = PolicySet.load()
 SUITE = next(s for s in cases.load_suites() if s.path.name == "payments.yaml")

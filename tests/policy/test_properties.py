@@ -8,9 +8,9 @@ import datetime as dt
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from authz.policy.grants import majority_date
 from authz.policy import vocabulary
 from authz.policy.engine import CheckRequest, Engine, PolicySet, Resource, Subject, casbin_enforcer
+from authz.policy.grants import majority_date
 
 from .graphs import LABELS, NOW, graphs, index_of
 

@@ -8,10 +8,10 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from authz.service.access import AccessService, _request_errors
 from authz.base.errors import ValidationFailed
-from authz.policy.engine import Subject
 from authz.base.principals import Principal
+from authz.policy.engine import Subject
+from authz.service.access import AccessService, _request_errors
 
 _values = st.one_of(
     st.none(), st.booleans(), st.integers(), st.text(max_size=3), st.lists(st.none(), max_size=1)

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import delete, update
 
-from authz.service import access
 from authz.accounts import clients, links, payments
 from authz.base.config import Settings
+from authz.base.principals import Principal
 from authz.policy import facts as facts_module
 from authz.policy import snapshot
 from authz.policy.facts import FactIndex
-from authz.base.principals import Principal
+from authz.service import access
 from authz.service.runtime import Runtime
 from authz.store import migrate
 from authz.store.db import Store, make_engine

@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from authz.store import audit
 from authz.accounts import clients, links, orgs, payments
 from authz.base.config import Settings
+from authz.base.principals import Principal
 from authz.policy.decision_log import DecisionLog, DecisionLogUnavailable, decision_hash
 from authz.policy.engine import CheckRequest, Engine, PolicySet, Resource, Subject
 from authz.policy.facts import FactIndex
-from authz.base.principals import Principal
+from authz.store import audit
 from authz.store.db import Store, make_engine
 from authz.store.models import Client
 from authz.store.models import Decision as DecisionRow

@@ -6,13 +6,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from authz.service import access
 from authz.base import clock
-from authz.tokens import rfc9068
 from authz.oauth import token_status
+from authz.service import access
 from authz.service.access import service
-from authz.tokens.validity import TokenCache, token_problem
 from authz.store.models import OAuthClient
+from authz.tokens import rfc9068
+from authz.tokens.validity import TokenCache, token_problem
 from tests.helpers import Api
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from authz.policy.grants import LEVEL_SCOPES
 from authz.policy import vocabulary
 from authz.policy.engine import PM_DENY, PolicyError, PolicySet, read_policy_lines
+from authz.policy.grants import LEVEL_SCOPES
 
 
 def test_policy_lines_fit_the_vocabulary() -> None:

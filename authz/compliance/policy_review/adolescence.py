@@ -8,9 +8,9 @@ from typing import Any
 
 from sqlalchemy import select
 
-from authz.store import audit
 from authz.policy.age_bands import next_transition
 from authz.policy.engine import Engine
+from authz.store import audit
 from authz.store.db import Store
 from authz.store.models import CategoryShare
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from authz.compliance.policy_review import probe
+from authz.compliance.policy_review.sources import BANDS, POLICIES_NAME, PolicyFiles, snapshot
 from authz.policy import vocabulary
 from authz.policy.engine import (
     PM_DENY,
@@ -23,8 +25,6 @@ from authz.policy.engine import (
     casbin_enforcer,
 )
 from authz.policy.matcher import MatcherError, compile_matcher, effect_kind
-from authz.compliance.policy_review import probe
-from authz.compliance.policy_review.sources import BANDS, POLICIES_NAME, PolicyFiles, snapshot
 
 VOCABULARY_FILE = Path(vocabulary.__file__)
 

@@ -12,10 +12,10 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from authz.compliance.policy_review import live, probe
 from authz.policy import vocabulary
 from authz.policy.age_bands import NARROWS, BandTable
 from authz.policy.engine import Engine, PolicySet
-from authz.compliance.policy_review import live, probe
 
 #: Who holds each relation, in a reviewer's words, and what one of them is counted as.
 WHO: dict[str, tuple[str, str]] = {

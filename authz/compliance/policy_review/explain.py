@@ -7,11 +7,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from authz.store import audit
 from authz.base.emails import normalize_email
 from authz.base.errors import NotFound, ValidationFailed
-from authz.policy.engine import CheckRequest, Engine, Resource, Subject
 from authz.compliance.policy_review import adolescence
+from authz.policy.engine import CheckRequest, Engine, Resource, Subject
+from authz.store import audit
 from authz.store.db import Store
 from authz.store.models import Link
 

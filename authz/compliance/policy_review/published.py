@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from authz.base.errors import Conflict, Forbidden
-from authz.policy.engine import CheckRequest, Engine, Resource, Subject
-from authz.compliance.policy_review import sources
 from authz.base.principals import Principal
+from authz.compliance.policy_review import sources
+from authz.policy.engine import CheckRequest, Engine, Resource, Subject
 
 
 def read(engine: Engine, caller: Principal, revision: int) -> dict[str, Any]:
