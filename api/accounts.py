@@ -10,6 +10,7 @@ from api.auth import principal
 from api.request import json_body, only_args
 from api.runtime import runtime
 from authz.accounts import (
+    category_shares,
     clients,
     contacts,
     invites,
@@ -176,6 +177,42 @@ def revoke_portal_access(link_id: str) -> tuple[Response, int]:
 def recertify_portal_access(link_id: str) -> tuple[Response, int]:
     rt = runtime()
     return _ok(recertification.recertify(rt.store, rt.settings, principal(), link_id, json_body()))
+# -- an adolescent's shared categories ---------------------------------------------------------
+
+
+def _share_args(client_id: str) -> tuple[Any, str, str, Any, str]:
+    """The actor (the minor's own token, or a provider) and the body of a share or withdrawal."""
+    p = principal()
+    actor = f"{p.kind}:{p.id}"
+    if p.kind == "client" and p.via != "self":
+        # A caregiver's switched token speaks for the caregiver, never for the minor: the use
+        # case refuses any client but the minor.
+        actor = f"client:{p.actor or p.id} ({p.via})"
+    body = json_body()
+    only_args()
+    return (
+        p.org_id,
+        actor,
+        str(body.get("caregiver_id", "")),
+        body.get("labels"),
+        body.get("statement", "") if isinstance(body.get("statement", ""), str) else "",
+    )
+
+
+@bp.post("/clients/<client_id>/shares")
+def share_categories(client_id: str) -> tuple[Response, int]:
+    org, actor, caregiver, labels, statement = _share_args(client_id)
+    rt = runtime()
+    return _ok(category_shares.share(rt.store, actor, org, client_id, caregiver, labels, statement))
+
+
+@bp.post("/clients/<client_id>/shares/withdraw")
+def withdraw_categories(client_id: str) -> tuple[Response, int]:
+    org, actor, caregiver, labels, statement = _share_args(client_id)
+    rt = runtime()
+    return _ok(
+        category_shares.withdraw(rt.store, actor, org, client_id, caregiver, labels, statement)
+    )
 
 
 # -- payment methods, notifications, outbox -----------------------------------------------------

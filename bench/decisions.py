@@ -52,7 +52,8 @@ def build_store(path: Path, grants: int) -> None:
     ts = "2026-11-02 09:00:00.000000"
     con = sqlite3.connect(path)
     con.execute(
-        "INSERT INTO organizations VALUES ('org_b', 'Bench Clinic', "
+        "INSERT INTO organizations (id, name, entitlements, created_at) VALUES "
+        "('org_b', 'Bench Clinic', "
         "'[\"linked_portal_access\"]', ?)",
         (ts,),
     )
@@ -201,8 +202,8 @@ def requests(grants: int, samples: int) -> list[Any]:
                     sub, "invoice.pay", Resource("invoice", "inv_1", f"cli_{f}_{c}"), f"pm_{f}_0"
                 )
             )
-        elif kind == 2:  # allow: read the child's documents
-            doc = Resource("document", "d", f"cli_{f}_{c}")
+        elif kind == 2:  # read the child's documents, half of them PSY-labelled
+            doc = Resource("document", "d", f"cli_{f}_{c}", ("PSY",) if c == 3 else ())
             reqs.append(CheckRequest(sub, "document.read", doc))
         else:  # deny: the child's token on the parent's account
             child = Subject(f"client:cli_{f}_{c}", "org_b", f"cli_{f}_{c}")

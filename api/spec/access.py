@@ -11,7 +11,7 @@ from typing import Any
 
 from api.spec.common import PAGE_PARAMS, nullable, obj, operation, query_param, ref
 from authz.base.principals import VIA
-from authz.policy.vocabulary import ACTIONS, RELATIONS, RESOURCE_TYPES
+from authz.policy.vocabulary import ACTIONS, LABELS, RELATIONS, RESOURCE_TYPES
 
 TAG = "access"
 STR = {"type": "string"}
@@ -41,6 +41,20 @@ _RESOURCE = obj(
                 "type": "string",
                 "maxLength": 200,
                 "description": "The client (`cli_…`) or organization (`org_…`) that owns it",
+            }
+        ),
+        "labels": nullable(
+            {
+                "type": "array",
+                "maxItems": 16,
+                "description": (
+                    "Sensitivity labels (HL7 information-sensitivity codes): "
+                    + "; ".join(f"`{k}` {v}" for k, v in sorted(LABELS.items()))
+                    + ". Any other code is a 400. A caregiver of a minor in the adolescent "
+                    "band is denied a labelled resource the minor has not shared with them "
+                    "(policies/adolescents.csv)."
+                ),
+                "items": {"type": "string", "enum": sorted(LABELS)},
             }
         ),
     },

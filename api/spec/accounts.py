@@ -6,6 +6,7 @@ from typing import Any
 
 from api.spec.common import PAGE_PARAMS, nullable, obj, operation, path_param, query_param, ref
 from authz.accounts.notifications import EVENTS
+from authz.policy.vocabulary import LABELS
 from authz.store.models import ACCESS_LEVELS, CLIENT_TYPES, PORTAL_STATES, RELATIONSHIPS
 
 TAG = "administration"
@@ -249,6 +250,32 @@ SCHEMAS: dict[str, Any] = {
     "InviteProof": obj(
         {"proved": BOOL, "proof_attempts_left": {"type": "integer", "minimum": 0}},
         ("proved",),
+        closed=False,
+    ),
+    "CategoryShareChange": obj(
+        {
+            "caregiver_id": {"type": "string", "description": "The linked caregiver (`cli_…`)"},
+            "labels": {
+                "type": "array",
+                "minItems": 1,
+                "items": {"enum": sorted(LABELS)},
+                "description": "Sensitivity categories (HL7 codes); any other is a 400",
+            },
+            "statement": {
+                "type": "string",
+                "maxLength": 2000,
+                "description": "The minor's statement (required when a provider records it)",
+            },
+        },
+        ("caregiver_id", "labels"),
+    ),
+    "CategoryShares": obj(
+        {
+            "client_id": STR,
+            "items": {"type": "array", "items": {"type": "object"}},
+            "revision": STR,
+        },
+        ("client_id", "items"),
         closed=False,
     ),
     "GrantEnd": obj(
@@ -534,6 +561,30 @@ PATHS: dict[str, Any] = {
             (200, _written("Link")),
             body=ref("Recertification"),
             errors=(400, 403, 404, 409),
+        ),
+    },
+    "/v1/clients/{client_id}/shares": {
+        "parameters": [CLIENT_ID],
+        "post": operation(
+            "shareCategories",
+            "An adolescent shares sensitivity categories with a named, linked caregiver (their "
+            "own token, or a provider recording their statement); audited as share.given",
+            TAG,
+            (200, ref("CategoryShares")),
+            body=ref("CategoryShareChange"),
+            errors=(400, 401, 403, 404, 409),
+        ),
+    },
+    "/v1/clients/{client_id}/shares/withdraw": {
+        "parameters": [CLIENT_ID],
+        "post": operation(
+            "withdrawCategories",
+            "The adolescent withdraws shared categories from a caregiver, effective at the "
+            "next check; audited as share.withdrawn",
+            TAG,
+            (200, ref("CategoryShares")),
+            body=ref("CategoryShareChange"),
+            errors=(400, 401, 403, 404, 409),
         ),
     },
     "/v1/clients/{client_id}/payment-methods": {

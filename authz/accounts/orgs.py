@@ -58,6 +58,25 @@ def set_entitlements(store: Store, actor: str, org_id: str, entitlements: list[s
         txn.record("org.entitlements_changed", org_id, before, org_view(org))
 
 
+def set_jurisdiction(store: Store, actor: str, org_id: str, jurisdiction: str | None) -> None:
+    """Set where the organization practises: a row of policies/age_bands.yaml (None: the
+    table's default). Minors' bands follow at the next check."""
+    from authz.policy.age_bands import BandTable
+
+    table = BandTable.load()
+    if jurisdiction is not None and jurisdiction not in table.rows:
+        raise ValidationFailed(
+            [("jurisdiction", f"not in policies/age_bands.yaml: {', '.join(sorted(table.rows))}")]
+        )
+    with store.write(actor, org_id) as txn:
+        org = txn.session.get(Organization, org_id)
+        if org is None:
+            raise NotFound(f"organization {org_id} not found")
+        before = {"jurisdiction": org.jurisdiction}
+        org.jurisdiction = jurisdiction
+        txn.record("org.jurisdiction_changed", org_id, before, {"jurisdiction": jurisdiction})
+
+
 def _create_staff(
     store: Store,
     actor: str,

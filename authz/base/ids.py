@@ -17,6 +17,7 @@ PREFIXES = {
     "aud": "audit event",
     "dec": "decision",
     "oc": "OAuth client",
+    "shr": "shared sensitivity category",
 }
 
 _ID = re.compile(r"[a-z]{2,3}_[A-Za-z0-9]{1,64}")

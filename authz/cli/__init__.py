@@ -275,6 +275,18 @@ def org_create(name: str, entitlements: tuple[str, ...], as_json: bool) -> None:
     emit(orgs.create_org(_runtime().store, ACTOR, name, list(entitlements)), as_json)
 
 
+@org.command("jurisdiction")
+@click.option("--org", "org_id", required=True)
+@click.argument("jurisdiction", required=False)
+@one_line_errors
+def org_jurisdiction(org_id: str, jurisdiction: str | None) -> None:
+    """Set the organization's jurisdiction (a row of policies/age_bands.yaml; none: default)."""
+    from authz.accounts import orgs
+
+    orgs.set_jurisdiction(_runtime().store, ACTOR, org_id, jurisdiction)
+    click.echo(f"{org_id}: jurisdiction {jurisdiction or '(the age band table default)'}")
+
+
 def _staff_command(kind: str) -> None:
     @main.group(name=kind)
     def group() -> None:
@@ -749,6 +761,11 @@ def policy_explain(
     click.echo(f"REASON    {result['reason']}")
     click.echo(f"RULE      {result['rule']}")
     click.echo(f"POLICY    {result['policy_digest']} (store revision {result['revision']})")
+    band = result.get("age_band")
+    if band:
+        click.echo(f"AGE BAND  {band['age']}, {band['rule']}")
+        if band["next_transition"]:
+            click.echo(f"NEXT      {band['next_transition']}")
     click.echo("")
     click.echo(f"Policy lines for {action}:")
     emit(result["rules"], False, ["line", "rule", "matches"])
@@ -771,23 +788,28 @@ def policy_diff(old: str, new: str, no_store: bool, as_json: bool) -> None:
     with sources.resolve(old) as a, sources.resolve(new) as b:
         before, after = sources.load(a), sources.load(b)
         same_text = a.texts() == b.texts()
+        old_bands, new_bands = sources.bands(a), sources.bands(b)
     counts = None
+    bands: list[dict[str, Any]] = []
     if not no_store:
         rt = _runtime()
-        counts = diff.store_counts(live.engine_for(rt.store, rt.settings.majority_age))
+        engine = live.engine_for(rt.store, rt.settings.majority_age)
+        counts = diff.store_counts(engine)
+        bands = diff.band_changes(old_bands, new_bands, engine)
     groups = diff.summarize(diff.changes(before, after), counts)
     result = {
         "old": {"source": old, "digest": before.digest},
         "new": {"source": new, "digest": after.digest},
         "identical": same_text,
         "changes": groups,
+        "age_bands": bands,
     }
     if as_json:
         emit(result, True)
         return
     if same_text:
         click.echo(f"identical: {old} and {new} are the same files ({before.digest})")
-    elif not groups:
+    elif not groups and not bands:
         click.echo(f"the files differ, but no decision changes ({old} → {new})")
     else:
         click.echo(f"decisions that change from {old} to {new}:")
@@ -795,6 +817,10 @@ def policy_diff(old: str, new: str, no_store: bool, as_json: bool) -> None:
             click.echo(f"  - {group['summary']}")
             for line in group["lines"]:
                 click.echo(f"      {line}")
+        if bands:
+            click.echo("live grants whose age band changes (policies/age_bands.yaml):")
+            for change in bands:
+                click.echo(f"  - {change['summary']}")
 
 
 @main.group()

@@ -19,6 +19,7 @@ from authz.base import clock
 from authz.base.config import Settings
 from authz.base.errors import NotFound, ValidationFailed
 from authz.base.ids import looks_like
+from authz.compliance.policy_review import adolescence
 from authz.policy import grants
 from authz.policy import recertification as recertification_rules
 from authz.policy.engine import Engine, PolicySet
@@ -437,6 +438,7 @@ def build(
                 "active": c.active,
                 "family": family_of[cid],
                 "attention": attention,
+                "adolescence": adolescence.review_view(engine, store, cid, now),
                 "who_can_act": who,
                 "acted_for_by": sorted(
                     acted[cid].values(), key=lambda e: e["last_at"], reverse=True

@@ -99,9 +99,11 @@ def load_suites(directory: Path | None = None) -> list[Suite]:
 def facts_of(data: dict[str, Any]) -> FactIndex:
     """The fact index a suite describes."""
     f = data["facts"]
-    return FactIndex.from_rows(
+    index = FactIndex.from_rows(
         [
-            OrgRow(o["id"], o.get("name", o["id"]), o.get("entitlements", []))
+            OrgRow(
+                o["id"], o.get("name", o["id"]), o.get("entitlements", []), o.get("jurisdiction")
+            )
             for o in f["organizations"]
         ],
         [StaffRow(s["id"], s["org"], s.get("name", "")) for s in f.get("providers", [])],
@@ -136,6 +138,9 @@ def facts_of(data: dict[str, Any]) -> FactIndex:
         [PaymentRow(p["id"], p["client"]) for p in f.get("payment_methods", [])],
         majority_age=data.get("majority_age", 18),
     )
+    for share in f.get("shares", []):
+        index.put_consent(share["minor"], share["caregiver"], share["labels"])
+    return index
 
 
 def _org_of(data: dict[str, Any], subject: str) -> str:
@@ -161,7 +166,7 @@ def request_of(data: dict[str, Any], test: dict[str, Any]) -> CheckRequest:
     return CheckRequest(
         subject,
         test["action"],
-        Resource(res["type"], res.get("id"), res.get("owner")),
+        Resource(res["type"], res.get("id"), res.get("owner"), tuple(res.get("labels", ()))),
         test.get("context", {}).get("payment_method"),
     )
 

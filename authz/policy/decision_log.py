@@ -180,9 +180,12 @@ def to_row(d: Decision) -> dict[str, Any]:
     """The row recorded for a decision: who, as whom, what, on what, result; no token."""
     req, subject = d.request, d.request.subject
     # Every value is a str or None already (the request's types), so this is its JSON form.
-    resource = {"type": req.resource.type, "id": req.resource.id, "owner": d.owner}
+    resource: dict[str, Any] = {"type": req.resource.type, "id": req.resource.id, "owner": d.owner}
     if req.payment_method:
         resource["payment_method"] = req.payment_method
+    if req.resource.labels:
+        # Only when given, so that the rows (and hashes) of unlabelled checks stay as they were.
+        resource["labels"] = list(req.resource.labels)
     account = f"client:{subject.account}" if subject.account else subject.actor
     owner = _client_owner(d.owner)
     return {

@@ -24,18 +24,24 @@ from authz.base.errors import AuthzError
 from authz.base.principals import VIA, Principal
 from authz.policy import delegation, location, vocabulary
 from authz.policy.facts import FactIndex
+from authz.policy.matcher import Matcher, MatcherError, compile_matcher
+from authz.policy.matcher import effect_kind as compile_effect
 
 #: The reviewed files shipped with the package; `AUTHZ_POLICY_DIR` names a deployment's own copy.
 MODEL_PATH = location.shipped().model
 POLICY_DIR = location.shipped().policies
 
-#: The matcher and effect this module compiles. Edit them together with `_evaluate`.
-KNOWN_MATCHER = (
-    'r.act == p.act && ((p.eft == "allow" && g(r.sub, p.rel, r.owner)) || (p.eft == "deny" && '
-    'p.rel == "payment_method_of_another_client" && !g2(r.pm, r.owner)))'
-)
 KNOWN_EFFECT = "some(where (p.eft == allow)) && !some(where (p.eft == deny))"
 PM_DENY = "payment_method_of_another_client"
+#: What each request field of `model.conf` is filled with (`[request_definition]` may name any
+#: of these, in any order): the subject, the resource's owner, the action, the payment method
+#: ("" when none), one sensitivity label of the resource ("" when none), its type and id.
+REQUEST_FIELDS = ("sub", "owner", "act", "pm", "lbl", "type", "id")
+#: The fields every policy line has (the vocabulary and the reasons read them).
+POLICY_FIELDS = ("rel", "act", "eft")
+#: The role functions the store answers, and their arity: `g(subject, relation, owner)`,
+#: `g2(payment method, client)`, `g3(caregiver, label, minor)` (the minor shares that label).
+ROLE_ARITY = {"g": 3, "g2": 2, "g3": 3}
 
 
 def _a(noun: str) -> str:
@@ -99,8 +105,15 @@ class PolicySet:
     rules: tuple[Rule, ...]
     digest: str
     model_text: str
-    allow: dict[str, dict[str, Rule]]
-    deny: dict[str, tuple[Rule, ...]]
+    #: The request fields in `model.conf`'s order.
+    request_fields: tuple[str, ...]
+    matcher: Matcher
+    effect: str
+    #: Policy lines by the matcher's index value (the whole list under None without an index):
+    #: deny lines, then allow lines in the order a decision prefers (vocabulary.RELATIONS).
+    deny: dict[str | None, tuple[Rule, ...]]
+    allow: dict[str | None, tuple[Rule, ...]]
+    #: Where the files were read from (what `GET /v1/policy` serves).
     files: location.Location
 
     @classmethod
@@ -114,28 +127,53 @@ class PolicySet:
             model_path, policy_dir = model_path or found.model, policy_dir or found.policies
 
         config = Config.new_config(str(model_path))
-        problems = []
-        if config.get("matchers::m") != KNOWN_MATCHER:
-            problems.append("model.conf's matcher is not the one authz/policy/engine.py compiles")
-        if config.get("policy_effect::e") != KNOWN_EFFECT:
-            problems.append("model.conf's policy effect is not allow-unless-denied")
+        problems: list[str] = []
+        request = tuple(f.strip() for f in (config.get("request_definition::r") or "").split(","))
+        problems += [
+            f"request field r.{f} is not one the engine fills ({', '.join(REQUEST_FIELDS)})"
+            for f in request
+            if f not in REQUEST_FIELDS
+        ]
+        policy = tuple(f.strip() for f in (config.get("policy_definition::p") or "").split(","))
+        if policy != POLICY_FIELDS:
+            problems.append(f"the policy definition must be `p = {', '.join(POLICY_FIELDS)}`")
+        roles: dict[str, int] = {}
+        for name, arity in ROLE_ARITY.items():
+            text = config.get(f"role_definition::{name}")
+            if text:
+                if len(text.split(",")) != arity:
+                    problems.append(f"role {name} must take {arity} arguments")
+                roles[name] = arity
+        matcher = None
+        effect = ""
+        try:
+            effect = compile_effect(config.get("policy_effect::e") or "")
+            matcher = compile_matcher(config.get("matchers::m") or "", request, policy, roles)
+        except MatcherError as exc:
+            problems.append(f"model.conf: {exc.detail}")
         rules = read_policy_lines(policy_dir)
         problems += vocabulary.check_policy_lines([(r.rel, r.act, r.eft) for r in rules])
-        if problems:
+        if problems or matcher is None:
             raise PolicyError("; ".join(problems))
-        allow: dict[str, dict[str, Rule]] = {}
-        deny: dict[str, list[Rule]] = {}
+        rank = {rel: i for i, rel in enumerate(vocabulary.RELATIONS)}
+        column = matcher.index[1] if matcher.index is not None else None
+        allow: dict[str | None, list[Rule]] = {}
+        deny: dict[str | None, list[Rule]] = {}
         for rule in rules:
-            if rule.eft == "allow":
-                allow.setdefault(rule.act, {}).setdefault(rule.rel, rule)
-            else:
-                deny.setdefault(rule.act, []).append(rule)
+            key = rule[column] if column is not None else None
+            (allow if rule.eft == "allow" else deny).setdefault(key, []).append(rule)
         return cls(
             tuple(rules),
             files_digest(model_path, policy_dir),
             model_path.read_text(),
-            allow,
+            request,
+            matcher,
+            effect,
             {k: tuple(v) for k, v in deny.items()},
+            {
+                k: tuple(sorted(v, key=lambda r: rank.get(r.rel, len(rank))))
+                for k, v in allow.items()
+            },
             location.Location(model_path, policy_dir),
         )
 
@@ -189,6 +227,8 @@ class Resource(NamedTuple):
     type: str
     id: str | None = None
     owner: str | None = None
+    #: Sensitivity labels (HL7 confidentiality codes, `vocabulary.LABELS`).
+    labels: tuple[str, ...] = ()
 
 
 class CheckRequest(NamedTuple):
@@ -210,8 +250,9 @@ class Decision(NamedTuple):
     request: CheckRequest
     owner: str | None
     policy_digest: str
-    #: The Casbin request `(sub, owner, act, pm)` when the decision reached the policy lines.
-    enforced: tuple[str, str, str, str] | None = None
+    #: The Casbin request (model.conf's request fields) that decided, when the decision
+    #: reached the policy lines.
+    enforced: tuple[str, ...] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The contract's JSON answer."""
@@ -262,9 +303,13 @@ class Access:
         }
 
 
-#: A batch's answers: (subject, Casbin request) → (allowed, reason, rule). The request's action
-#: fixes the resource type (`_prepare` refuses any other), so the pair is the whole question.
-Answers = dict[tuple["Subject", tuple[str, str, str, str]], tuple[bool, str, str]]
+#: The owner and the Casbin requests to enforce (one per label of the resource, or one).
+_Prepared = tuple[str, tuple[tuple[str, ...], ...]]
+#: Allowed, reason, rule and the Casbin request that decided.
+_Answer = tuple[bool, str, str, tuple[str, ...]]
+#: A batch's answers: (subject, prepared requests) → answer. The requests carry the action,
+#: which fixes the resource type (`_prepare` refuses any other), so the pair is the question.
+Answers = dict[tuple["Subject", _Prepared], _Answer]
 
 
 class _Denied(NamedTuple):
@@ -318,20 +363,19 @@ class Engine:
         if now is None:
             now = self.now()
         prepared = self._prepare(request)
-        enforced: tuple[str, str, str, str] | None = None
+        enforced: tuple[str, ...] | None = None
         if isinstance(prepared, _Denied):
             allowed, (reason, rule, owner) = False, prepared
         else:
-            enforced = prepared
-            owner = prepared[1]
+            owner = prepared[0]
             if memo is None:
-                allowed, reason, rule = self._answer(request, prepared, now)
+                allowed, reason, rule, enforced = self._answer(request, prepared, now)
             else:
                 key = (request.subject, prepared)
                 found = memo.get(key)
                 if found is None:
                     found = memo[key] = self._answer(request, prepared, now)
-                allowed, reason, rule = found
+                allowed, reason, rule, enforced = found
         decision = Decision(
             allowed,
             _new_id(),
@@ -348,18 +392,22 @@ class Engine:
             self.log(decision)
         return decision
 
-    def _answer(
-        self, request: CheckRequest, prepared: tuple[str, str, str, str], now: dt.datetime
-    ) -> tuple[bool, str, str]:
-        """Allowed, reason and rule of a request that reached the policy lines."""
-        sub, owner, act, pm = prepared
-        allowed, found = self.evaluate(sub, owner, act, pm, now)
-        if found is None:
-            rule = f"model.conf [policy_effect]: no allow line of {act} matches (default deny)"
-            return False, self._why_not(request.subject, owner, act, now), rule
-        if not allowed:
-            return False, self._pm_reason(pm, owner, request.resource.type), str(found)
-        return True, self._why(request.subject, owner, found, now), str(found)
+    def _answer(self, request: CheckRequest, prepared: _Prepared, now: dt.datetime) -> _Answer:
+        """Allowed, reason, rule and the Casbin request that decided, for a request that
+        reached the policy lines: one Casbin request per label of the resource, all allowed."""
+        owner, asked = prepared
+        act, pm = request.action, self._pm(request)
+        found: Rule | None = None
+        for enforced in asked:
+            allowed, found = self.evaluate(*enforced, now=now)
+            if found is None:
+                rule = f"model.conf [policy_effect]: no allow line of {act} matches (default deny)"
+                return False, self._why_not(request.subject, owner, act, now), rule, enforced
+            if not allowed:
+                reason = self._deny_reason(request, found, owner, pm, enforced, now)
+                return False, reason, str(found), enforced
+        assert found is not None  # every label's request found an allow line
+        return True, self._why(request.subject, owner, found, now), str(found), enforced
 
     def deny(self, request: CheckRequest, reason: str, rule: str) -> Decision:
         """A logged denial decided before any policy line, for a reason found outside the
@@ -388,24 +436,43 @@ class Engine:
         memo: Answers = {}
         return [self.check(r, now, memo) for r in requests]
 
-    def evaluate(
-        self, sub: str, owner: str, act: str, pm: str, now: dt.datetime | None = None
-    ) -> tuple[bool, Rule | None]:
-        """Exactly Casbin's `enforce(sub, owner, act, pm)` over the compiled tables."""
-        for rule in self.policy.deny.get(act, ()):
-            if rule.rel == PM_DENY and not self.facts.pm_belongs(pm, owner):
-                return False, rule
-        rels = self.policy.allow.get(act)
-        if rels:
-            for path in self.facts.paths(sub, owner, now or self.now()):
-                found = rels.get(path.rel)
-                if found is not None:
-                    return True, found
+    def evaluate(self, *request: str, now: dt.datetime | None = None) -> tuple[bool, Rule | None]:
+        """Exactly Casbin's `enforce(*request)` over the compiled matcher: (allowed, the deny
+        line that matched, else the allow line that matched, else None)."""
+        policy = self.policy
+        matcher = policy.matcher
+        key = request[matcher.index[0]] if matcher.index is not None else None
+        roles = self.roles(now or self.now())
+        test = matcher.test
+        if policy.effect == "allow_unless_denied":
+            for rule in policy.deny.get(key, ()):
+                if test(request, rule, roles):
+                    return False, rule
+        for rule in policy.allow.get(key, ()):
+            if test(request, rule, roles):
+                return True, rule
         return False, None
+
+    def roles(self, now: dt.datetime) -> dict[str, Callable[..., bool]]:
+        """The role functions a matcher calls, answered by the facts at `now`; `g` reads a
+        (subject, owner) pair's relations once however many lines ask."""
+        facts = self.facts
+        cache: dict[tuple[str, str], frozenset[str]] = {}
+
+        def g(sub: str, rel: str, owner: str) -> bool:
+            held = cache.get((sub, owner))
+            if held is None:
+                held = cache[(sub, owner)] = facts.relations(sub, owner, now)
+            return rel in held
+
+        def g3(caregiver: str, label: str, minor: str) -> bool:
+            return facts.shares(minor, caregiver, label)
+
+        return {"g": g, "g2": facts.pm_belongs, "g3": g3}
 
     # -- the decision, step by step ----------------------------------------------------------
 
-    def _prepare(self, req: CheckRequest) -> _Denied | tuple[str, str, str, str]:
+    def _prepare(self, req: CheckRequest) -> _Denied | _Prepared:
         """Either a denial before any policy line, or the Casbin request to enforce."""
         facts, subject, res = self.facts, req.subject, req.resource
         action = vocabulary.ACTIONS.get(req.action)
@@ -477,12 +544,34 @@ class Engine:
                 "token: scope",
                 owner,
             )
-        pm = ""
+        bad = [label for label in res.labels if label not in vocabulary.LABELS]
+        if bad:
+            return _Denied(
+                f"unknown sensitivity label {bad[0]!r}", "vocabulary: unknown label", owner
+            )
+        values = {
+            "sub": subject.actor,
+            "owner": owner,
+            "act": req.action,
+            "pm": self._pm(req),
+            "type": res.type,
+            "id": res.id or "",
+        }
+        fields = self.policy.request_fields
+        asked = tuple(
+            tuple(label if f == "lbl" else values[f] for f in fields)
+            for label in (sorted(set(res.labels)) or [""])
+        )
+        return owner, asked
+
+    @staticmethod
+    def _pm(req: CheckRequest) -> str:
+        action = vocabulary.ACTIONS[req.action]
         if action.payment == "resource":
-            pm = res.id or ""
-        elif action.payment == "context":
-            pm = req.payment_method or ""
-        return subject.actor, owner, req.action, pm
+            return req.resource.id or ""
+        if action.payment == "context":
+            return req.payment_method or ""
+        return ""
 
     def _owner(self, req: CheckRequest, kind: vocabulary.Owner) -> str | None:
         res, subject = req.resource, req.subject
@@ -509,6 +598,8 @@ class Engine:
             )
         if rule.rel.startswith(vocabulary.CAREGIVER_PREFIX):
             link = facts.link_between(ident, owner)
+            if link is None:  # a lone rule from a model outside the shipped files
+                return f"{facts.name(ident)} holds {rule.rel} on {facts.name(owner)}"
             assert link is not None
             link_id, relationship, access, by, day = facts.grant_terms(link)
             level = "" if access == "full" else f" with {access} access"
@@ -553,6 +644,31 @@ class Engine:
                 f"no active grant on it ({owner})"
             )
         return f"{who} holds no relation on {owner}"
+
+    def _deny_reason(
+        self,
+        request: CheckRequest,
+        rule: Rule,
+        owner: str,
+        pm: str,
+        enforced: tuple[str, ...],
+        now: dt.datetime,
+    ) -> str:
+        if rule.rel == PM_DENY:
+            return self._pm_reason(pm, owner, request.resource.type)
+        band = self.facts.band(owner, now)
+        fields = self.policy.request_fields
+        label = enforced[fields.index("lbl")] if "lbl" in fields else ""
+        who = f"{self.facts.name(owner)} ({owner})"
+        if band is not None and rule.rel in ("adolescent_proxy", "adolescent_confidential"):
+            where = f"{who} is {band.age}, in {band.describe()}"
+            if rule.rel == "adolescent_confidential":
+                return (
+                    f"{where}: a caregiver does not see {label}-labelled records "
+                    f"({vocabulary.LABELS.get(label, label)}) unless the minor shares them"
+                )
+            return f"{where}: a caregiver has no {request.action} on the minor's account"
+        return f"a deny line matched for {who}: {rule}"
 
     def _pm_reason(self, pm: str, owner: str, rtype: str) -> str:
         if not pm:
@@ -668,6 +784,13 @@ class OwnershipRoleManager(StoreRoleManager):
         return self.facts.pm_belongs(name1, name2)
 
 
+class ConsentRoleManager(StoreRoleManager):
+    """pycasbin role manager for `g3`: the labels a minor shares with a caregiver."""
+
+    def has_link(self, name1: str, name2: str, *domain: str) -> bool:
+        return bool(domain) and self.facts.shares(domain[0], name1, name2)
+
+
 def casbin_enforcer(
     facts: FactIndex,
     policy_dir: Path | None = None,
@@ -691,7 +814,13 @@ def casbin_enforcer(
                     persist.load_policy_line(line.strip(), model)
 
     enforcer = casbin.Enforcer(str(model_path), FilesAdapter())
-    for name, rm in (("g", StoreRoleManager(facts, now)), ("g2", OwnershipRoleManager(facts, now))):
-        enforcer.set_named_role_manager(name, rm)
-        enforcer.get_model()["g"][name].rm = rm
+    managers = {
+        "g": StoreRoleManager(facts, now),
+        "g2": OwnershipRoleManager(facts, now),
+        "g3": ConsentRoleManager(facts, now),
+    }
+    for name, rm in managers.items():
+        if name in enforcer.get_model()["g"]:
+            enforcer.set_named_role_manager(name, rm)
+            enforcer.get_model()["g"][name].rm = rm
     return enforcer

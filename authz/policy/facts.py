@@ -26,10 +26,12 @@ from authz.base import clock
 from authz.base.emails import email_key
 from authz.base.errors import StoreUnavailable
 from authz.policy import grants, snapshot
+from authz.policy.age_bands import Band, BandTable
 from authz.store import deadline
 from authz.store.db import Store
 from authz.store.models import (
     AuditEvent,
+    CategoryShare,
     Client,
     Link,
     OAuthClient,
@@ -50,6 +52,8 @@ _ST = {s: i for i, s in enumerate(STATUSES)}
 _LV = {s: i for i, s in enumerate(LEVELS)}
 _ACTIVE_STATUS = _ST["active"]
 _NONE = -1
+#: The relation a caregiver holds on a minor in the adolescent band (policies/adolescents.csv).
+ADOLESCENT_PROXY = "adolescent_proxy"
 # Smaller indexes read the store quickly enough without a snapshot.
 SNAPSHOT_MIN_ROWS = 100_000
 # Above this many touched rows, one full reload is cheaper than row-by-row refresh.
@@ -60,6 +64,8 @@ class OrgRow(NamedTuple):
     id: str
     name: str
     entitlements: list[str]
+    #: Where the organization practises (a row of policies/age_bands.yaml; None: the default).
+    jurisdiction: str | None = None
 
 
 class StaffRow(NamedTuple):
@@ -122,6 +128,12 @@ class GrantInfo(NamedTuple):
     expires_at: dt.datetime | None
 
 
+_ORG_COLS = (
+    Organization.id,
+    Organization.name,
+    Organization.entitlements,
+    Organization.jurisdiction,
+)
 _CLIENT_COLS = (
     Client.id,
     Client.org_id,
@@ -283,8 +295,10 @@ class _IdTable:
 class FactIndex:
     """Store-backed relations: `paths(sub, owner)` and `pm_owner(pm)`; see module docstring."""
 
-    def __init__(self, majority_age: int = 18) -> None:
+    def __init__(self, majority_age: int = 18, bands: BandTable | None = None) -> None:
         self.majority_age = majority_age
+        #: The age bands of minors' grants per jurisdiction (policies/age_bands.yaml).
+        self.bands = bands or BandTable.load()
         self.revision = 0
         #: What the last refresh read: audit rows and the entities it reloaded (for tests, metrics).
         self.last_refresh: dict[str, int] = {}
@@ -300,6 +314,9 @@ class FactIndex:
         self.org_ids: list[str] = []
         self.org_names: list[str] = []
         self.org_portal: bytearray = bytearray()
+        self.org_jurisdiction: list[str | None] = []
+        #: Categories a minor shares with a caregiver: (minor, caregiver) → labels.
+        self.consents: dict[tuple[str, str], frozenset[str]] = {}
         self.providers: dict[str, tuple[int, str]] = {}
         self.reviewers: dict[str, tuple[int, str]] = {}
         # Small tables of repeated words (first names, relationships, staff ids), by index.
@@ -494,9 +511,7 @@ class FactIndex:
             revision = int(session.execute(select(State.revision)).scalar_one())
             self._clear()
             self._load_rows(
-                session.execute(
-                    select(Organization.id, Organization.name, Organization.entitlements)
-                ),
+                session.execute(select(*_ORG_COLS)),
                 session.execute(select(Provider.id, Provider.org_id, Provider.name)),
                 session.execute(select(Reviewer.id, Reviewer.org_id, Reviewer.name)),
                 _raw_chunks(session, select(*_CLIENT_COLS)),
@@ -505,6 +520,7 @@ class FactIndex:
                 unique=True,
             )
             self._read_tokens_and_oauth(session)
+            self._read_shares(session, None)
             newest = session.execute(
                 select(AuditEvent.seq, AuditEvent.hash)
                 .where(AuditEvent.revision <= revision)
@@ -515,6 +531,23 @@ class FactIndex:
             self.revision = revision
             self.loaded_from = "store"
         _return_free_memory()
+
+    def _read_shares(self, session: Any, minors: set[str] | None) -> None:
+        """The categories minors share now (all, or those of `minors`)."""
+        stmt = select(
+            CategoryShare.minor_id, CategoryShare.caregiver_id, CategoryShare.label
+        ).where(CategoryShare.withdrawn_at.is_(None))
+        if minors is not None:
+            if not minors:
+                return
+            stmt = stmt.where(CategoryShare.minor_id.in_(sorted(minors)))
+            for key in [k for k in self.consents if k[0] in minors]:
+                del self.consents[key]
+        shared: dict[tuple[str, str], set[str]] = {}
+        for minor, caregiver, label in session.execute(stmt):
+            shared.setdefault((minor, caregiver), set()).add(label)
+        for (minor, caregiver), labels in shared.items():
+            self.put_consent(minor, caregiver, labels)
 
     def _read_tokens_and_oauth(self, session: Any) -> None:
         now = clock.now().timestamp()
@@ -547,6 +580,8 @@ class FactIndex:
                 "org_ids": self.org_ids,
                 "org_names": self.org_names,
                 "org_portal": list(self.org_portal),
+                "org_jurisdiction": self.org_jurisdiction,
+                "consents": {f"{m}|{c}": sorted(v) for (m, c), v in self.consents.items()},
                 "providers": self.providers,
                 "reviewers": self.reviewers,
                 "words": self.words,
@@ -621,6 +656,12 @@ class FactIndex:
         self.org_ids, self.org_names = org_ids, org_names
         self.orgs = dict(zip(org_ids, range(len(org_ids)), strict=True))
         self.org_portal = bytearray(org_portal)
+        self.org_jurisdiction = list(sections["org_jurisdiction"])
+        if len(self.org_jurisdiction) != len(org_ids):
+            raise ValueError("snapshot sections disagree")
+        for key, labels in sections["consents"].items():
+            minor, _, caregiver = key.partition("|")
+            self.consents[(minor, caregiver)] = frozenset(labels)
         for table, rows in ((self.providers, "providers"), (self.reviewers, "reviewers")):
             table.update({k: (int(org), str(name)) for k, (org, name) in sections[rows].items()})
         self.words = [sys.intern(w) for w in sections["words"]]
@@ -642,8 +683,51 @@ class FactIndex:
             self.org_ids.append(row[0])
             self.org_names.append(row[1])
             self.org_portal.append(0)
+            self.org_jurisdiction.append(None)
         self.org_names[i] = row[1]
         self.org_portal[i] = grants.ENTITLEMENT in (row[2] or [])
+        self.org_jurisdiction[i] = row[3] if len(row) > 3 else None
+
+    def put_consent(self, minor: str, caregiver: str, labels: Iterable[str]) -> None:
+        """The categories `minor` now shares with `caregiver` (empty: none)."""
+        shared = frozenset(labels)
+        if shared:
+            self.consents[(minor, caregiver)] = shared
+        else:
+            self.consents.pop((minor, caregiver), None)
+
+    def shares(self, minor: str, caregiver: str, label: str) -> bool:
+        """`g3(caregiver, label, minor)`: the minor shares that category with the caregiver."""
+        kind, _, cid = caregiver.partition(":")
+        return kind == "client" and label in self.consents.get((minor, cid), ())
+
+    def band(self, cid: str, now: dt.datetime) -> Band | None:
+        """A minor client's age band now (policies/age_bands.yaml), or None for an adult or a
+        minor without a birth date."""
+        i = self.client_index(cid)
+        if i is None:
+            return None
+        birth = self.c_rec[i * _C + _C_BIRTH]
+        if not birth:
+            return None
+        org = self.c_rec[i * _C + _C_ORG]
+        return self.bands.band(self.org_jurisdiction[org], dt.date.fromordinal(birth), now.date())
+
+    def birth_date(self, cid: str) -> dt.date | None:
+        """A minor client's birth date (None for adults and unknown clients)."""
+        i = self.client_index(cid)
+        birth = self.c_rec[i * _C + _C_BIRTH] if i is not None else 0
+        return dt.date.fromordinal(birth) if birth else None
+
+    def relations(self, sub: str, owner: str, now: dt.datetime) -> frozenset[str]:
+        """Every relation `g(sub, ·, owner)` holds: the paths', and `adolescent_proxy` for a
+        caregiver of a minor in the adolescent band of the organization's jurisdiction."""
+        held = {p.rel for p in self.paths(sub, owner, now)}
+        if any(rel.startswith("caregiver_") for rel in held):
+            band = self.band(owner, now)
+            if band is not None and band.name == "adolescent":
+                held.add(ADOLESCENT_PROXY)
+        return frozenset(held)
 
     def put_staff(self, table: dict[str, tuple[int, str]], row: Any) -> None:
         org = self.orgs.get(row[1])
@@ -832,6 +916,8 @@ class FactIndex:
                     touched[key].add(entity)
                 if family in ("link", "grant"):
                     touched["client"].update(client_ids or [])
+                if family == "share":
+                    touched["share"].update(client_ids or [])
         if sum(len(v) for v in touched.values()) > _FULL_RELOAD_AT:
             self.reload(store)
             return self.revision
@@ -851,12 +937,9 @@ class FactIndex:
             for start in range(0, len(items), 500):
                 yield from session.execute(stmt.where(col.in_(items[start : start + 500])))
 
-        for row in rows(
-            select(Organization.id, Organization.name, Organization.entitlements),
-            Organization.id,
-            touched["org"],
-        ):
+        for row in rows(select(*_ORG_COLS), Organization.id, touched["org"]):
             self.put_org(row)
+        self._read_shares(session, touched["share"])
         for model, table in ((Provider, self.providers), (Reviewer, self.reviewers)):
             for row in rows(select(model.id, model.org_id, model.name), model.id, touched["staff"]):
                 self.put_staff(table, row)
@@ -933,7 +1016,12 @@ class FactIndex:
             caregiver_active=bool(cflags & _ACTIVE),
             review_by=_EPOCH + rby * _US if rby else None,
         )
-        return grants.effective_state(facts, now, self.majority_age)
+        majority = self.majority_age
+        jurisdiction = self.org_jurisdiction[crec[recv + _C_ORG]]
+        if birth and jurisdiction:
+            # The jurisdiction's row says when a minor's grant ends (policies/age_bands.yaml).
+            majority = self.bands.ages(jurisdiction).adult
+        return grants.effective_state(facts, now, majority)
 
     def paths(self, sub: str, owner: str, now: dt.datetime | None = None) -> list[Path]:
         """Every relation `sub` (`client:<id>`, `provider:<id>`, `reviewer:<id>`) holds on
@@ -983,6 +1071,8 @@ class FactIndex:
 
     def has_relation(self, sub: str, rel: str, owner: str, now: dt.datetime | None = None) -> bool:
         """`g(sub, rel, owner)`."""
+        if rel == ADOLESCENT_PROXY:
+            return rel in self.relations(sub, owner, now or clock.now())
         return any(p.rel == rel for p in self.paths(sub, owner, now))
 
     def pm_belongs(self, pm: str, owner: str) -> bool:
@@ -1163,8 +1253,9 @@ _FAMILIES = {
     "reviewer": "staff",
     "token": "token",
     "oauth_client": "oauth",
+    "share": "share",
 }
-_TOUCHED = ("org", "staff", "client", "link", "pm", "token", "oauth")
+_TOUCHED = ("org", "staff", "client", "link", "pm", "token", "oauth", "share")
 
 
 def read_revision(store: Store) -> int:

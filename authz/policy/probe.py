@@ -116,7 +116,7 @@ def decide(policy: PolicySet, subject: str, action: str, pm: str = OWN_PM) -> Ou
     decision = engine.check(request(subject, action, pm))
     rule = None
     if decision.enforced is not None:
-        rule = engine.evaluate(*decision.enforced, NOW)[1]
+        rule = engine.evaluate(*decision.enforced, now=NOW)[1]
     return Outcome(
         subject, relation_of(subject), action, pm, decision.allowed, rule, decision.reason
     )

@@ -118,8 +118,23 @@ RELATIONS = (
     "reviewer",
 )
 CAREGIVER_PREFIX = "caregiver_"
-#: Relations of explicit deny lines (`p, <relation>, <action>, deny`).
-DENY_RELATIONS = ("payment_method_of_another_client",)
+#: Relations of explicit deny lines (`p, <relation>, <action>, deny`): a payment method of
+#: another client; a caregiver of a minor in the adolescent band (`adolescent_proxy`, on every
+#: resource of the action); the same on a sensitivity-labelled resource the minor has not
+#: shared with them (`adolescent_confidential`).
+DENY_RELATIONS = ("payment_method_of_another_client", "adolescent_proxy", "adolescent_confidential")
+#: Sensitivity labels a resource may carry: HL7 v3 ActCode information-sensitivity codes
+#: (code system 2.16.840.1.113883.5.4), with what each covers.
+LABELS: dict[str, str] = {
+    "ETH": "substance abuse information (42 CFR Part 2)",
+    "HIV": "HIV/AIDS information",
+    "PSY": "psychiatry information",
+    "SDV": "sexual assault, abuse or domestic violence information",
+    "SEX": "sexuality and reproductive health information",
+    "STD": "sexually transmitted disease information",
+    "MH": "mental health information",
+    "SUD": "substance use disorder information",
+}
 #: Client scopes, re-exported so that callers need one import.
 SCOPES = CLIENT_SCOPES
 

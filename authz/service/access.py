@@ -34,6 +34,7 @@ from authz.policy.engine import (
     Subject,
 )
 from authz.policy.facts import FactIndex
+from authz.policy.vocabulary import LABELS
 from authz.service import replication
 from authz.service.runtime import Runtime
 from authz.tokens import rfc9068
@@ -269,6 +270,7 @@ class AccessService:
             and _RESOURCE_FIELDS.issuperset(resource)
             and type(resource.get("id")) in _OPTIONAL_STR
             and type(resource.get("owner")) in _OPTIONAL_STR
+            and _labels_ok(resource.get("labels"))
             and (
                 context is None
                 or (
@@ -279,7 +281,10 @@ class AccessService:
             )
         ):
             raise ValidationFailed(_request_errors(item, f"{field}." if field else ""))
-        target = Resource(resource["type"], resource.get("id"), resource.get("owner"))
+        labels = resource.get("labels")
+        target = Resource(
+            resource["type"], resource.get("id"), resource.get("owner"), tuple(labels or ())
+        )
         pm = context.get("payment_method") if context else None
         subject = self.subject_of(caller, item, field, memo)
         if isinstance(subject, TokenRejected):
@@ -384,7 +389,16 @@ class AccessService:
         }
 
 
-_RESOURCE_FIELDS = frozenset({"type", "id", "owner"})
+_RESOURCE_FIELDS = frozenset({"type", "id", "owner", "labels"})
+
+
+def _labels_ok(labels: Any) -> bool:
+    """No labels, or a list of known sensitivity labels (vocabulary.LABELS)."""
+    return labels is None or (
+        type(labels) is list and len(labels) <= 16 and all(x in LABELS for x in labels)
+    )
+
+
 _CONTEXT_FIELDS = frozenset({"payment_method"})
 _OPTIONAL_STR = (str, type(None))
 
@@ -401,6 +415,13 @@ def _request_errors(item: dict[str, Any], prefix: str) -> list[tuple[str, str]]:
         isinstance(resource.get(k), str | None) for k in ("id", "owner")
     ):
         errors.append((f"{prefix}resource", "takes type, id and owner strings only"))
+    elif not _labels_ok(resource.get("labels")):
+        errors.append(
+            (
+                f"{prefix}resource.labels",
+                "a list of sensitivity labels, each one of " + ", ".join(sorted(LABELS)),
+            )
+        )
     if context is not None and (
         not isinstance(context, dict)
         or set(context) - _CONTEXT_FIELDS

@@ -61,6 +61,8 @@ class Organization(Base):
     name: Mapped[str] = mapped_column(String(200))
     entitlements: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[dt.datetime]
+    #: Where the practice is (a row of policies/age_bands.yaml; None: the table's default).
+    jurisdiction: Mapped[str | None] = mapped_column(String(16), nullable=True, default=None)
 
 
 class Provider(Base):
@@ -318,3 +320,22 @@ ACCOUNT_MODELS: dict[str, type[Client] | type[Provider] | type[Reviewer]] = {
     "provider": Provider,
     "reviewer": Reviewer,
 }
+
+
+class CategoryShare(Base):
+    """A minor's consent to share one sensitivity category with one named caregiver
+    (policies/adolescents.csv); withdrawn, it stays as history."""
+
+    __tablename__ = "category_shares"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), index=True)
+    minor_id: Mapped[str] = mapped_column(ForeignKey("clients.id"), index=True)
+    caregiver_id: Mapped[str] = mapped_column(ForeignKey("clients.id"))
+    label: Mapped[str] = mapped_column(String(8))
+    #: The minor's statement, in their words (recorded by whoever acted for them).
+    statement: Mapped[str] = mapped_column(Text, default="")
+    recorded_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime]
+    withdrawn_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    withdrawn_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    withdrawn_statement: Mapped[str | None] = mapped_column(Text, nullable=True)

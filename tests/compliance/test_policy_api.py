@@ -24,6 +24,7 @@ def test_reviewers_and_providers_read_the_files_in_force(api: Api) -> None:
     assert body["digest"] == PolicySet.load().digest
     assert body["revision"] == str(api.rt.store.revision())
     assert body["model"] == {"path": "model.conf", "text": MODEL_PATH.read_text()}
+    # The policy lines, then the age band table (also under the digest).
     assert [p["path"] for p in body["policies"]] == [
         f"policies/{p.name}" for p in location.files_of(POLICY_DIR)
     ]

@@ -11,6 +11,16 @@ from authz.policy.facts import ClientRow, FactIndex, LinkRow, OrgRow, PaymentRow
 NOW = dt.datetime(2026, 12, 1, 12, tzinfo=dt.UTC)
 ORGS = ["org_a", "org_b"]
 EMAILS = ["x@example.org", "y@example.org", None]
+#: Minors' birth dates: a child, one turning 12 soon, adolescents of 13 and 14, one of age.
+BIRTHS = [
+    None,
+    dt.date(2015, 1, 1),
+    dt.date(2014, 12, 10),
+    dt.date(2013, 6, 1),
+    dt.date(2012, 6, 1),
+    dt.date(2008, 6, 1),
+]
+LABELS = ["ETH", "HIV", "PSY", "SDV", "SEX", "STD"]
 
 
 @st.composite
@@ -19,11 +29,7 @@ def graphs(draw: st.DrawFn) -> dict:
     clients = []
     for i in range(n):
         minor = draw(st.booleans())
-        birth = (
-            draw(st.sampled_from([None, dt.date(2015, 1, 1), dt.date(2008, 6, 1)]))
-            if minor
-            else None
-        )
+        birth = draw(st.sampled_from(BIRTHS)) if minor else None
         clients.append(
             ClientRow(
                 f"cli_{i}",
@@ -63,11 +69,17 @@ def graphs(draw: st.DrawFn) -> dict:
         for i in range(draw(st.integers(0, 4)))
     ]
     entitled = draw(st.booleans() | st.just(True))
+    jurisdiction = draw(st.sampled_from([None, "US", "US-CA", "GB-ENG"]))
+    consents = [
+        (f"cli_{draw(st.integers(0, n - 1))}", f"cli_{draw(st.integers(0, n - 1))}", label)
+        for label in draw(st.lists(st.sampled_from(LABELS), max_size=3))
+    ]
     return {
         "orgs": [
-            OrgRow("org_a", "A", ["linked_portal_access"] if entitled else []),
+            OrgRow("org_a", "A", ["linked_portal_access"] if entitled else [], jurisdiction),
             OrgRow("org_b", "B", []),
         ],
+        "consents": consents,
         "providers": [StaffRow("prv_a", "org_a", "Dr. A"), StaffRow("prv_b", "org_b", "Dr. B")],
         "reviewers": [StaffRow("rev_a", "org_a", "R")],
         "clients": clients,
@@ -77,6 +89,12 @@ def graphs(draw: st.DrawFn) -> dict:
 
 
 def index_of(g: dict) -> FactIndex:
-    return FactIndex.from_rows(
+    index = FactIndex.from_rows(
         g["orgs"], g["providers"], g["reviewers"], g["clients"], g["links"], g["pms"]
     )
+    shared: dict[tuple[str, str], set[str]] = {}
+    for minor, caregiver, label in g.get("consents", ()):
+        shared.setdefault((minor, caregiver), set()).add(label)
+    for (minor, caregiver), labels in shared.items():
+        index.put_consent(minor, caregiver, labels)
+    return index

@@ -27,7 +27,7 @@ from authz.policy.engine import CheckRequest, Engine, PolicySet, Resource, Subje
 from authz.tokens.validity import token_problem
 from tests.compliance.test_policy_store import enforcer_from
 
-from .graphs import NOW, graphs, index_of
+from .graphs import LABELS, NOW, graphs, index_of
 
 POLICY = PolicySet.load()
 AUDIENCE = "https://portal.test"
@@ -100,9 +100,14 @@ def test_the_exchange_the_switch_account_list_and_who_can_agree(g: dict[str, Any
         for target in g["clients"]:
             found = delegation.reach(facts, login.id, target.id, NOW)
             assert (found is not None) == (target.id in listed), (login.id, target.id)
-            # who-can (the compliance view) lists exactly the logins that can act as the account.
+            # who-can (the compliance view) lists the account through which each login that can
+            # act as the target does so (the caregiver's account a grant names, the shared-email
+            # account), and no account that cannot.
             who = {a.subject for a in engine.who_can(target.org_id, target.id)}
-            assert (f"client:{login.id}" in who) == (found is not None), (login.id, target.id)
+            if found is not None:
+                assert f"client:{found.actor}" in who, (login.id, target.id, found)
+            else:
+                assert f"client:{login.id}" not in who, (login.id, target.id)
             # The login's own token acts on its own account only.
             assert reads(engine, own_subject, target.id) == (target.id == login.id)
             if found is None:
@@ -136,5 +141,6 @@ def test_the_export_decides_as_the_engine(g: dict[str, Any], data: st.DataObject
             data.draw(st.sampled_from(owners)),
             data.draw(st.sampled_from(sorted(vocabulary.ACTIONS))),
             data.draw(st.sampled_from(pms)),
+            data.draw(st.sampled_from(["", *LABELS])),
         )
         assert engine.evaluate(*request, now=NOW)[0] == enforcer.enforce(*request), request

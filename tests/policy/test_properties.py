@@ -12,7 +12,7 @@ from authz.policy import vocabulary
 from authz.policy.engine import CheckRequest, Engine, PolicySet, Resource, Subject, casbin_enforcer
 from authz.policy.grants import majority_date
 
-from .graphs import NOW, graphs, index_of
+from .graphs import LABELS, NOW, graphs, index_of
 
 POLICY = PolicySet.load()
 ACTIONS = sorted(vocabulary.ACTIONS)
@@ -84,6 +84,7 @@ def test_compiled_engine_equals_pycasbin(g: dict, data: st.DataObject) -> None:
             data.draw(st.sampled_from(owners(g))),
             data.draw(st.sampled_from([*ACTIONS, "nope.nope"])),
             data.draw(st.sampled_from(pms)),
+            data.draw(st.sampled_from(["", *LABELS])),
         )
         assert engine.evaluate(*req, now=NOW)[0] == enforcer.enforce(*req), req
 

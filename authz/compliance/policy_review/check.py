@@ -15,23 +15,16 @@ from typing import Any
 from authz.compliance.policy_review.sources import POLICIES_NAME, PolicyFiles, snapshot
 from authz.policy import location, probe, recertification, vocabulary
 from authz.policy.engine import (
-    KNOWN_EFFECT,
-    KNOWN_MATCHER,
     PM_DENY,
+    POLICY_FIELDS,
+    REQUEST_FIELDS,
+    ROLE_ARITY,
     PolicyError,
     PolicySet,
     casbin_enforcer,
 )
+from authz.policy.matcher import MatcherError, compile_matcher, effect_kind
 
-#: The definitions the engine compiles besides the matcher and effect it checks itself.
-EXPECTED_MODEL = {
-    "request_definition::r": "sub, owner, act, pm",
-    "policy_definition::p": "rel, act, eft",
-    "role_definition::g": "_, _, _",
-    "role_definition::g2": "_, _",
-    "policy_effect::e": KNOWN_EFFECT,
-    "matchers::m": KNOWN_MATCHER,
-}
 VOCABULARY_FILE = Path(vocabulary.__file__)
 
 
@@ -126,21 +119,44 @@ def _check_model(files: PolicyFiles, problems: list[Problem]) -> bool:
             Problem(shown, int(found.group(1)) if found else 0, f"does not parse: {exc}")
         )
         return False
-    ok = True
-    for key, expected in EXPECTED_MODEL.items():
-        section, _, name = key.partition("::")
-        got = config.get(key)
-        if got != expected:
-            ok = False
-            what = "is missing" if not got else f"is {got!r}"
-            problems.append(
-                Problem(
-                    shown,
-                    _line_of(text, rf"^\s*{name}\s*=") or _line_of(text, rf"^\[{section}\]"),
-                    f"[{section}] {name} {what}; the engine decides with {expected!r}",
-                )
+    wrong: list[tuple[str, str, str]] = []
+    request = [f.strip() for f in (config.get("request_definition::r") or "").split(",")]
+    policy = [f.strip() for f in (config.get("policy_definition::p") or "").split(",")]
+    wrong += [
+        (
+            "request_definition",
+            "r",
+            f"r.{f} is not a field the engine fills ({', '.join(REQUEST_FIELDS)})",
+        )
+        for f in request
+        if f not in REQUEST_FIELDS
+    ]
+    if tuple(policy) != POLICY_FIELDS:
+        wrong.append(("policy_definition", "p", f"must be `p = {', '.join(POLICY_FIELDS)}`"))
+    roles = {}
+    for name, arity in ROLE_ARITY.items():
+        got = config.get(f"role_definition::{name}")
+        if got:
+            roles[name] = arity
+            if len(got.split(",")) != arity:
+                wrong.append(("role_definition", name, f"{name} takes {arity} arguments"))
+    try:
+        effect_kind(config.get("policy_effect::e") or "")
+    except MatcherError as exc:
+        wrong.append(("policy_effect", "e", exc.detail))
+    try:
+        compile_matcher(config.get("matchers::m") or "", request, policy, roles)
+    except MatcherError as exc:
+        wrong.append(("matchers", "m", exc.detail))
+    for section, name, why in wrong:
+        problems.append(
+            Problem(
+                shown,
+                _line_of(text, rf"^\s*{name}\s*=") or _line_of(text, rf"^\[{section}\]"),
+                f"[{section}] {name}: {why}",
             )
-    return ok
+        )
+    return not wrong
 
 
 def _line_of(text: str, pattern: str) -> int:
@@ -275,7 +291,15 @@ def _check_payments(
         for subject in probe.SUBJECTS:
             for pm in (probe.OTHER_PM, ""):
                 outcome = probe.decide(policy, subject, action, pm)
-                casbin_allows = enforcer.enforce(subject, probe.owner_for(action), action, pm)
+                values = {
+                    "sub": subject,
+                    "owner": probe.owner_for(action),
+                    "act": action,
+                    "pm": pm,
+                    "type": act.resource_type,
+                }
+                asked = [values.get(f, "") for f in policy.request_fields]
+                casbin_allows = enforcer.enforce(*asked)
                 if outcome.allowed and outcome.rule is not None:
                     line = where.get(_source_key(outcome.rule.source), outcome.rule.source)
                     file, _, number = line.rpartition(":")

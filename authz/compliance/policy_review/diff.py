@@ -14,6 +14,7 @@ from typing import Any
 
 from authz.compliance.policy_review import live
 from authz.policy import probe, vocabulary
+from authz.policy.age_bands import NARROWS, BandTable
 from authz.policy.engine import Engine, PolicySet
 
 #: Who holds each relation, in a reviewer's words, and what one of them is counted as.
@@ -106,4 +107,48 @@ def summarize(found: list[Change], counts: dict[str, int] | None) -> list[dict[s
                 ],
             }
         )
+    return out
+
+
+def band_changes(old: BandTable, new: BandTable, engine: Engine) -> list[dict[str, Any]]:
+    """Every live grant on a minor whose age band today differs between two band tables:
+    who gains or loses what (policies/adolescents.csv says what the adolescent band takes)."""
+    facts, now = engine.facts, engine.now()
+    out: list[dict[str, Any]] = []
+    for cid in sorted(facts.client_ids()):
+        if facts.band(cid, now) is None:
+            continue
+        i = facts.client_index(cid)
+        assert i is not None
+        org = facts.org_of(cid)
+        jurisdiction = facts.org_jurisdiction[org] if org is not None else None
+        birth = facts.birth_date(cid)
+        assert birth is not None
+        a = old.band(jurisdiction, birth, now.date())
+        b = new.band(jurisdiction, birth, now.date())
+        if a.name == b.name:
+            continue
+        for link in facts.grants_as_receiver(cid):
+            g = facts.grant(link)
+            if not facts.grant_state(link, now).usable and a.name != "adult":
+                continue
+            if b.name == "adolescent" or (a.name == "child" and b.name == "adult"):
+                verb = "loses"
+            else:
+                verb = "gains"
+            took = NARROWS.get("adolescent" if "adolescent" in (a.name, b.name) else "adult")
+            out.append(
+                {
+                    "link_id": g.link_id,
+                    "caregiver": g.caregiver,
+                    "minor": cid,
+                    "before": a.name,
+                    "after": b.name,
+                    "summary": (
+                        f"{facts.name(g.caregiver)} ({g.caregiver}) {verb} access to "
+                        f"{facts.name(cid)} ({cid}, {a.age}, {jurisdiction or new.default}) "
+                        f"through {g.link_id}: {a.name} → {b.name} band ({took})"
+                    ),
+                }
+            )
     return out

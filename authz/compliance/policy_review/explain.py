@@ -9,12 +9,15 @@ from typing import Any
 
 from authz.base.emails import normalize_email
 from authz.base.errors import NotFound, ValidationFailed
+from authz.compliance.policy_review import adolescence
 from authz.policy.engine import CheckRequest, Engine, Resource, Subject
 from authz.store import audit
 from authz.store.db import Store
 from authz.store.models import Link
 
-_RESOURCE = re.compile(r"(?P<type>[a-z_]+)(?::(?P<id>[^@\s]+))?(?:@(?P<owner>[^@\s]+))?")
+_RESOURCE = re.compile(
+    r"(?P<type>[a-z_]+)(?::(?P<id>[^@#\s]+))?(?:@(?P<owner>[^@#\s]+))?(?:#(?P<labels>[A-Z,]+))?"
+)
 
 
 @dataclass(frozen=True)
@@ -31,10 +34,11 @@ def parse_resource(text: str) -> Resource:
     found = _RESOURCE.fullmatch(text.strip())
     if not found:
         raise ValidationFailed(
-            [("resource", "must be TYPE:ID[@OWNER], e.g. invoice:inv_9@cli_sam")],
-            f"--resource {text!r} must be TYPE:ID[@OWNER], e.g. invoice:inv_9@cli_sam",
+            [("resource", "must be TYPE:ID[@OWNER][#LABEL,…], e.g. document:doc_1@cli_sam#PSY")],
+            f"--resource {text!r} must be TYPE:ID[@OWNER][#LABEL,…], e.g. invoice:inv_9@cli_sam",
         )
-    return Resource(found["type"], found["id"], found["owner"])
+    labels = tuple(found["labels"].split(",")) if found["labels"] else ()
+    return Resource(found["type"], found["id"], found["owner"], labels)
 
 
 def _subject(engine: Engine, q: Question) -> tuple[Subject, dict[str, Any] | None]:
@@ -198,6 +202,7 @@ def explain(store: Store, engine: Engine, q: Question) -> dict[str, Any]:
         "resource": {"type": resource.type, "id": resource.id, "owner": owner},
         "payment_method": q.payment_method,
         "relations_held": held,
+        "age_band": adolescence.band_view(engine, owner, now) if owner else None,
         "rules": rules,
         "grants": grants,
         "chain": chain,

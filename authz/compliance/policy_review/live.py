@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from authz.base import clock
 from authz.base.errors import Conflict
 from authz.policy.engine import Engine, PolicySet
-from authz.policy.facts import FactIndex
+from authz.policy.facts import ADOLESCENT_PROXY, FactIndex
 from authz.store.db import Store
 
 
@@ -40,8 +40,14 @@ def relations(engine: Engine, org_id: str | None = None) -> Iterator[Relation]:
             continue
         org_index = facts.orgs[org]
         for cid in sorted(c for c in facts.client_ids() if facts.org_of(c) == org_index):
+            now = engine.now()
             for access in engine.who_can(org, cid):
                 yield Relation(access.subject, access.relation, cid, access.link_id, access.reason)
+                held = facts.relations(access.subject, cid, now)
+                if access.relation.startswith("caregiver_") and ADOLESCENT_PROXY in held:
+                    band = facts.band(cid, now)
+                    why = f"{facts.name(cid)} is in {band.describe()}" if band else ""
+                    yield Relation(access.subject, ADOLESCENT_PROXY, cid, access.link_id, why)
         for staff in facts.staff_of(org):
             for path in facts.paths(staff, org, engine.now()):
                 kind = staff.partition(":")[0]
@@ -72,10 +78,18 @@ def casbin_lines(engine: Engine, org_id: str | None = None) -> list[str]:
         f"# policy files {engine.policy.digest}.",
         "# g, <subject>, <relation>, <owner>: the subject holds the relation on the owner.",
         "# g2, <payment method>, <client>: the payment method belongs to that client.",
+        "# g3, <caregiver>, <label>, <minor>: the minor shares that label with the caregiver.",
     ]
     g = [_line("g", r.subject, r.relation, r.owner) for r in relations(engine, org_id)]
     g2 = [_line("g2", pm, owner) for pm, owner in payment_methods(engine, org_id)]
-    return head + g + g2
+    # An adolescent's consent to share a category with a caregiver (accounts.category_shares).
+    g3 = [
+        _line("g3", f"client:{caregiver}", label, minor)
+        for (minor, caregiver), labels in sorted(engine.facts.consents.items())
+        for label in sorted(labels)
+        if org_id is None or engine.facts.client_org(minor) == org_id
+    ]
+    return head + g + g2 + g3
 
 
 #: What an exported field may hold: ids, `kind:id` subjects and relation names. Nothing that

@@ -12,11 +12,14 @@ from pathlib import Path
 
 from authz.base.errors import ValidationFailed
 from authz.policy import location
+from authz.policy.age_bands import DEFAULT_PATH, TABLE_NAME, BandError, BandTable
 from authz.policy.engine import PolicyError, PolicySet
 
 REV_PREFIX = "rev:"
 MODEL_NAME = "model.conf"
 POLICIES_NAME = "policies"
+#: The age band table beside the policy lines (policies/age_bands.yaml).
+BANDS = TABLE_NAME
 
 
 @dataclass(frozen=True)
@@ -152,3 +155,12 @@ def load(files: PolicyFiles) -> PolicySet:
         raise bad(f"{files.label}: {exc.detail} (run `authz policy check` on it)") from None
     except RuntimeError as exc:  # pycasbin's model parser
         raise bad(f"{files.label}: model.conf does not parse: {exc}") from None
+
+
+def bands(files: PolicyFiles) -> BandTable:
+    """The version's age band table (the installed one if the version has none)."""
+    path = files.policies / BANDS
+    try:
+        return BandTable.load(path if path.exists() else DEFAULT_PATH)
+    except BandError as exc:
+        raise bad(f"{files.label}: {exc.detail}") from None
