@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.spec.common import JSON, obj
+from api.spec.common import JSON, PROBLEM, obj, ref
 
 TAG = "pages"
 HTML = "text/html"
@@ -19,7 +19,12 @@ _TEXT = {"type": "string"}
 
 
 def _html(status: str, description: str) -> dict[str, Any]:
-    return {"description": description, "content": {HTML: {"schema": _TEXT}}}
+    content: dict[str, Any] = {HTML: {"schema": _TEXT}}
+    if status >= "400":
+        # Refused before any page runs (the request's edge: control characters, sizes), or by
+        # the service's problem handler: RFC 9457 problem JSON, like every other route.
+        content[PROBLEM] = {"schema": ref("Problem")}
+    return {"description": description, "content": content}
 
 
 def _redirect(description: str) -> dict[str, Any]:
@@ -228,8 +233,11 @@ PATHS: dict[str, Any] = {
             "responses": {
                 "200": {"description": "Tokens", "content": {JSON: {"schema": {"type": "object"}}}},
                 "400": {
-                    "description": "invalid_grant",
-                    "content": {JSON: {"schema": {"type": "object"}}},
+                    "description": "invalid_grant; or refused at the request's edge (problem JSON)",
+                    "content": {
+                        JSON: {"schema": {"type": "object"}},
+                        PROBLEM: {"schema": ref("Problem")},
+                    },
                 },
                 "401": {
                     "description": "invalid_client",

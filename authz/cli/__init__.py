@@ -278,12 +278,16 @@ def org_create(name: str, entitlements: tuple[str, ...], as_json: bool) -> None:
 @org.command("jurisdiction")
 @click.option("--org", "org_id", required=True)
 @click.argument("jurisdiction", required=False)
+@json_option
 @one_line_errors
-def org_jurisdiction(org_id: str, jurisdiction: str | None) -> None:
+def org_jurisdiction(org_id: str, jurisdiction: str | None, as_json: bool) -> None:
     """Set the organization's jurisdiction (a row of policies/age_bands.yaml; none: default)."""
     from authz.accounts import orgs
 
     orgs.set_jurisdiction(_runtime().store, ACTOR, org_id, jurisdiction)
+    if as_json:
+        emit({"org_id": org_id, "jurisdiction": jurisdiction}, True)
+        return
     click.echo(f"{org_id}: jurisdiction {jurisdiction or '(the age band table default)'}")
 
 

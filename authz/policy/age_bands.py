@@ -17,7 +17,13 @@ from authz.base.errors import AuthzError
 from authz.policy.grants import age_on, majority_date
 
 TABLE_NAME = "age_bands.yaml"
-DEFAULT_PATH = Path(__file__).resolve().parents[2] / "policies" / TABLE_NAME
+
+
+def default_path() -> Path:
+    """The table beside the policy files in force (the shipped copy or `AUTHZ_POLICY_DIR`)."""
+    from authz.policy import location
+
+    return location.in_force().policies / TABLE_NAME
 
 
 class BandError(AuthzError):
@@ -84,8 +90,9 @@ class BandTable:
         return cls(rows, default)
 
     @classmethod
-    def load(cls, path: Path = DEFAULT_PATH) -> BandTable:
+    def load(cls, path: Path | None = None) -> BandTable:
         """The table in `path` (policies/age_bands.yaml)."""
+        path = path or default_path()
         if not path.exists():
             raise BandError(f"{path.name} is missing")
         return cls.parse(yaml.safe_load(path.read_text()))

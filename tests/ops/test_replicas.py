@@ -389,12 +389,12 @@ def test_a_revoked_switch_token_stays_dead_on_another_replica(
         {"client_id": carlos, "relationship": "caregiver", "portal_access": access},
     )
     own = api.sign_in(f"client:{carlos}", "carlos@x.test")
-    api.ok("POST", f"/v1/invites/{link['dev_invite_token']}/accept", {}, token=own)
+    api.accept(link["dev_invite_token"], own)
     old = api.exchange(own, f"client:{mia}").get_json()["access_token"]
     path = f"/v1/clients/{mia}/links/{link['id']}"
     api.ok("PATCH", path, {"portal_access": {"enabled": False}})
     again = api.ok("PATCH", path, {"portal_access": access})
-    api.ok("POST", f"/v1/invites/{again['dev_invite_token']}/accept", {}, token=own)
+    api.accept(again["dev_invite_token"], own)
 
     b_api = Api(b, api.org_id, api.provider_id, api.provider_email, api.reviewer_id,
                 api.client_id, api.client_secret)  # fmt: skip

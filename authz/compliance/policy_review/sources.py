@@ -12,7 +12,7 @@ from pathlib import Path
 
 from authz.base.errors import ValidationFailed
 from authz.policy import location
-from authz.policy.age_bands import DEFAULT_PATH, TABLE_NAME, BandError, BandTable
+from authz.policy.age_bands import TABLE_NAME, BandError, BandTable, default_path
 from authz.policy.engine import PolicyError, PolicySet
 
 REV_PREFIX = "rev:"
@@ -161,6 +161,6 @@ def bands(files: PolicyFiles) -> BandTable:
     """The version's age band table (the installed one if the version has none)."""
     path = files.policies / BANDS
     try:
-        return BandTable.load(path if path.exists() else DEFAULT_PATH)
+        return BandTable.load(path if path.exists() else default_path())
     except BandError as exc:
         raise bad(f"{files.label}: {exc.detail}") from None
