@@ -150,9 +150,6 @@ CAREGIVER = "carlos@demo.example"
 def ensure_demo_invites(rt: Runtime, org_id: str, provider_id: str) -> dict[str, Any]:
     """Carlos is invited to help with Mia's account (full access) and Luis's (billing): the
     invite links the README's browser story opens (development mode writes them to demo.json)."""
-    from authz.accounts import links
-    from authz.base.principals import ADMIN_SCOPE, Principal
-
     lee = Principal(kind="provider", id=provider_id, org_id=org_id, scopes=frozenset({ADMIN_SCOPE}))
 
     def person(first: str, kind: str, born: str | None, email: str | None) -> str:

@@ -19,6 +19,7 @@ from authz.accounts.clients import display_name
 from authz.base import clock, pagination
 from authz.base.errors import Forbidden, ValidationFailed
 from authz.base.principals import Principal
+from authz.compliance import review
 from authz.policy import delegation
 from authz.policy.engine import Subject
 from authz.service.access import AccessService
@@ -133,7 +134,13 @@ def activity(
         switches: list[AuditEvent] = []
         stmt = (
             select(AuditEvent)
-            .where(AuditEvent.org_id == principal.org_id, AuditEvent.kind == "token.issued")
+            .where(
+                AuditEvent.org_id == principal.org_id,
+                AuditEvent.kind == "token.issued",
+                # Only tokens that act as another account, and as this one (not every sign-in).
+                AuditEvent.after["kind"].as_string().in_(review.SWITCH_KINDS),
+                AuditEvent.after["account"].as_string() == account,
+            )
             .order_by(AuditEvent.seq.desc())
         )
         if c_before is not None:
