@@ -248,6 +248,28 @@ def test_every_issued_token_is_in_the_audit_trail(api: Api) -> None:
     assert (acted["actor"], acted["switches"]) == (f"client:{f['carlos']['id']}", 1)
 
 
+def test_an_issued_token_is_chained_without_moving_the_revision(api: Api) -> None:
+    """A token changes no fact: its audit row takes the writers' lock and the chain, but not a
+    revision of its own, so no worker of any replica refreshes its facts for it."""
+    from authz.compliance import audit_log
+
+    f = _family(api)
+    facts = service(api.rt).facts
+    before = api.rt.store.revision()
+    assert facts.ensure_fresh(api.rt.store) == before
+    switched = _switch(api, f["own"], f["mia"]["id"])
+    assert api.rt.store.revision() == before
+    issued = _audit(api, "token.issued")[-1]
+    assert issued.revision == before and issued.after["kind"] == "switch"
+    assert facts.ensure_fresh(api.rt.store) == before  # nothing to catch up with
+    assert _check(api, switched, "invoice.read", f["mia"]["id"])["allowed"] is True
+    result = audit_log.verify(api.rt.store)
+    assert result["ok"], result
+    # The next change of facts moves the revision by one, as before.
+    api.client("Nell", "adult", "nell@x.test")
+    assert api.rt.store.revision() == before + 1
+
+
 def _reviewer(api: Api) -> str:
     with api.rt.store.read() as session:
         from authz.store.models import Reviewer

@@ -239,7 +239,7 @@ def read(
         else:
             d_after = row.seq
     items = [change_view(r) if s == "changes" else decision_view(r) for s, r in taken]
-    with store.write(reader, org_id) as txn:
+    with store.append_audit(reader, org_id) as txn:
         txn.record(
             READ_KIND,
             None,

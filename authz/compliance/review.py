@@ -564,7 +564,7 @@ def read(
 ) -> dict[str, Any]:
     """The report, returned only once its reading is recorded in the audit trail."""
     report = build(store, settings, org_id, client_id, engine=engine)
-    with store.write(reader, org_id) as txn:
+    with store.append_audit(reader, org_id) as txn:
         txn.record(
             READ_KIND,
             client_id,

@@ -53,7 +53,7 @@ def issue(
     ticket = jwt.encode(
         claims, key.private, algorithm=key.alg, headers={"kid": key.kid, "typ": TYP}
     )
-    with store.write(principal.label, principal.org_id) as txn:
+    with store.append_audit(principal.label, principal.org_id) as txn:
         txn.record(
             ISSUED,
             jti,

@@ -81,7 +81,7 @@ def record_issued(runtime: Runtime, access_token: str, issuance: Issuance | None
         for label in dict.fromkeys((sub, act))
         if isinstance(label, str) and label.startswith("client:")
     ]
-    with runtime.store.write(f"service:{claims['client_id']}", claims.get("org")) as txn:
+    with runtime.store.append_audit(f"service:{claims['client_id']}", claims.get("org")) as txn:
         txn.record(
             "token.issued",
             claims["jti"],

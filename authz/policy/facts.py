@@ -908,6 +908,8 @@ class FactIndex:
             ).all()
             touched: dict[str, set[str]] = {k: set() for k in _TOUCHED}
             for kind, entity, client_ids, _, _ in events:
+                if kind in _NO_FACTS:
+                    continue
                 family = kind.partition(".")[0]
                 key = _FAMILIES.get(family)
                 if key is None:
@@ -921,8 +923,10 @@ class FactIndex:
         if sum(len(v) for v in touched.values()) > _FULL_RELOAD_AT:
             self.reload(store)
             return self.revision
-        with self._lock, store.read() as session:
-            self._apply(session, touched)
+        with self._lock:
+            if any(touched.values()):
+                with store.read() as session:
+                    self._apply(session, touched)
             self.last_refresh = {"events": len(events)} | {k: len(v) for k, v in touched.items()}
             if events:
                 self.anchor = snapshot.Anchor(newest, events[-1].seq, events[-1].hash)
@@ -1256,6 +1260,9 @@ _FAMILIES = {
     "share": "share",
 }
 _TOUCHED = ("org", "staff", "client", "link", "pm", "token", "oauth", "share")
+#: Audit kinds that name an entity of a family above but change nothing a decision reads: a
+#: token is judged by its signature and the revoked list, never by its issuance.
+_NO_FACTS = frozenset({"token.issued"})
 
 
 def read_revision(store: Store) -> int:

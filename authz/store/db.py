@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import create_engine, event, select, text, update
+from sqlalchemy import create_engine, event, insert, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -77,13 +77,18 @@ def make_engine(url: str, pool_timeout: float = 2.0, statement_timeout_ms: int =
 
 
 _UNAVAILABLE = (OperationalError, PoolTimeout)
+_HOLD_REVISION = (
+    update(State).where(State.id == 1).values(revision=State.revision).returning(State.revision)
+)
+_CHAIN_TAIL = select(AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
+_AUDIT_COLUMNS = [c.key for c in AuditEvent.__table__.columns if c.key != "seq"]
+_AUDIT_INSERT = insert(AuditEvent)
 
 
 @dataclass
-class WriteTxn:
-    """A write in progress: its session, its revision, and the audit events it appends."""
+class AuditTxn:
+    """Audit rows being appended at a revision (`Store.append_audit`, and every write)."""
 
-    session: Session
     revision: int
     actor: str
     org_id: str | None
@@ -115,6 +120,13 @@ class WriteTxn:
                 policy_digest=self.policy_digest,
             )
         )
+
+
+@dataclass
+class WriteTxn(AuditTxn):
+    """A write in progress: its session, its revision, and the audit events it appends."""
+
+    session: Session = field(kw_only=True)
 
 
 class Store:
@@ -187,7 +199,7 @@ class Store:
                     .values(revision=State.revision + 1)
                     .returning(State.revision)
                 ).scalar_one()
-                txn = WriteTxn(session, revision, actor, org_id, self.policy_digest())
+                txn = WriteTxn(revision, actor, org_id, self.policy_digest(), session=session)
                 yield txn
                 session.flush()
                 if txn.events:
@@ -212,6 +224,33 @@ class Store:
             raise
         for hook in self.after_write:
             hook(revision)
+
+    @contextmanager
+    def append_audit(self, actor: str, org_id: str | None = None) -> Iterator[AuditTxn]:
+        """Audit rows that change nothing a decision reads (an issued token, a refusal, a
+        reading of the trail): the same writers' lock and chain as `write`, but the revision
+        stays where it is (the rows carry it), so no process refreshes its facts for them.
+        In SQLAlchemy Core: a token request writes one, and the ORM was most of its cost."""
+        try:
+            with self.engine.begin() as conn:
+                # Takes the writers' lock as `write` does, without moving the revision.
+                revision = int(conn.execute(_HOLD_REVISION).scalar_one())
+                txn = AuditTxn(revision, actor, org_id, self.policy_digest())
+                yield txn
+                if txn.events:
+                    prev = conn.execute(_CHAIN_TAIL).scalar_one_or_none() or audit.GENESIS
+                    rows = []
+                    for ev in txn.events:
+                        ev.prev_hash = prev
+                        ev.hash = prev = audit.event_hash(ev)
+                        rows.append({c: getattr(ev, c) for c in _AUDIT_COLUMNS})
+                    conn.execute(_AUDIT_INSERT, rows)
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(f"the store did not answer: {type(exc).__name__}") from exc
+        except DBAPIError as exc:
+            if exc.connection_invalidated:
+                raise StoreUnavailable("the store connection was lost") from exc
+            raise
 
     def close(self) -> None:
         """Close the connections and the revision hint."""

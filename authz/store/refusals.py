@@ -34,7 +34,7 @@ def record(
 ) -> None:
     """Append one `*.refused` audit event; a store outage is logged, not raised (already denied)."""
     try:
-        with store.write(_short(actor), org_id) as txn:
+        with store.append_audit(_short(actor), org_id) as txn:
             txn.record(
                 kind,
                 _short(entity_id),
