@@ -220,8 +220,12 @@ def resource_json(d: Decision) -> str:
     """The stored resource of `d` as canonical JSON text, built directly (sorted keys)."""
     req = d.request
     res = req.resource
+    labels = ""
+    if res.labels:
+        # Only when given, so that the rows (and hashes) of unlabelled checks stay as they were.
+        labels = '"labels":[' + ",".join(_s(label) for label in res.labels) + "],"
     return (
-        f'{{"id":{_j(res.id)},"owner":{_j(d.owner)},'
+        f'{{"id":{_j(res.id)},{labels}"owner":{_j(d.owner)},'
         + (f'"payment_method":{_s(req.payment_method)},' if req.payment_method else "")
         + f'"type":{_s(res.type)}}}'
     )
@@ -252,7 +256,8 @@ class DecisionLog:
         self._replayed = spool is None
         self.batch_size, self.interval, self.max_pending = batch_size, interval, max_pending
         self.high_water = min(high_water, max_pending)
-        self.pending: deque[Decision] = deque()
+        #: Queued decisions, as their canonical texts (`spool_text`).
+        self.pending: deque[str] = deque()
         self.failure: str | None = None
         self.written = 0
         self._write_lock = threading.Lock()
@@ -275,14 +280,17 @@ class DecisionLog:
             self._write_batch()
         if len(self.pending) >= self.max_pending:
             raise DecisionLogUnavailable("the decision log is behind; refusing to decide")
+        # The row's canonical text is built once, here: the spool keeps it, and the writer
+        # hashes it and takes the columns back from it (`_spooled_row`), as a replay does.
+        canonical = spool_text(decision)
         spool = self.spool
         if spool is None:
-            self.pending.append(decision)
+            self.pending.append(canonical)
             return
-        line = decision_spool.encode(spool_text(decision))
+        line = decision_spool.encode(canonical)
         with self._spool_lock:
             spool.append(line)
-            self.pending.append(decision)
+            self.pending.append(canonical)
 
     def write(self, decisions: list[Decision]) -> None:
         """Record `decisions` now, in the caller's thread, or raise `DecisionLogUnavailable`:
@@ -293,7 +301,7 @@ class DecisionLog:
             return
         with self._write_lock:
             try:
-                self._record(decisions)
+                self._record(self._rows(decisions))
             except Exception as exc:
                 raise DecisionLogUnavailable(
                     f"decisions cannot be recorded: {self.failure}"
@@ -401,26 +409,34 @@ class DecisionLog:
             batch = [self.pending[i] for i in range(min(self.batch_size, len(self.pending)))]
             if not batch:
                 return 0
-            self._record(batch)
+            postgres = self._postgres
+            rows = []
+            for n, canonical in enumerate(batch, 1):
+                if n % _YIELD_EVERY == 0:
+                    time.sleep(0)  # see `_rows`
+                rows.append(_spooled_row(canonical, postgres))
+            self._record(rows)
             for _ in batch:
                 self.pending.popleft()
             self._popped += len(batch)
             return len(batch)
 
-    def _record(self, decisions: list[Decision]) -> None:
-        """Insert `decisions` (the caller holds `_write_lock`), keeping `failure` current: set
+    def _record(self, rows: list[tuple[str, list[Any]]]) -> None:
+        """Insert prepared rows (the caller holds `_write_lock`), keeping `failure` current: set
         by a failed write, cleared by a good one."""
         try:
-            self._insert(decisions)
+            self._append(rows)
         except Exception as exc:
             self.failure = f"{type(exc).__name__}"
             raise
         if self._thread is None or self._thread.is_alive() or self._stop.is_set():
             self.failure = None  # a dead writer stays reported
-        self.written += len(decisions)
+        self.written += len(rows)
 
-    def _insert(self, decisions: list[Decision]) -> None:
-        postgres = self.store.engine.dialect.name == "postgresql"
+    def _rows(self, decisions: list[Decision]) -> list[tuple[str, list[Any]]]:
+        """The rows of a check-batch's decisions (canonical text, column values), built with
+        what they share (moment, subject) formatted once."""
+        postgres = self._postgres
         # Everything but the chain is built before the chain's lock, which every writer of
         # every worker waits for: inside it, one sha256 a row and the insert.
         rows: list[tuple[str, list[Any]]] = []
@@ -503,7 +519,7 @@ class DecisionLog:
                 d.revision,
             ]
             rows.append((joined, values))
-        self._append(rows)
+        return rows
 
     @functools.cached_property
     def _postgres(self) -> bool:

@@ -126,6 +126,21 @@ def test_the_log_stores_each_decision_as_decided_and_the_chain_verifies(store: S
     assert out["ok"] and out["decisions"]["verified"] == len(decisions)
 
 
+def test_a_labelled_resource_is_logged_with_its_labels(store: Store) -> None:
+    """A reviewer reading the log sees that a PSY document was asked for, not just a document."""
+    d = _decision(dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.UTC), "r", "org_a", None, "cli_b", "d")
+    labelled = Resource("document", "doc_1", "cli_b", ("PSY", "SUD"))
+    d = d._replace(request=d.request._replace(resource=labelled))
+    log = _log_of(store)
+    log(d)
+    log.write([d._replace(decision_id="dec_batch")])
+    log.flush()
+    rows = _written(store)
+    assert [r.resource["labels"] for r in rows] == [["PSY", "SUD"], ["PSY", "SUD"]]
+    assert {k: getattr(rows[0], k) for k in ("resource",)} == {"resource": to_row(d)["resource"]}
+    assert audit_log.verify(store)["ok"]
+
+
 def test_the_writer_hashes_what_canonical_v2_describes(store: Store) -> None:
     """The writer's inlined form and the documented one agree, for both of its forms."""
     log = _log_of(store)
