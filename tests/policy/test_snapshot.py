@@ -66,7 +66,7 @@ def observe(facts: FactIndex, client_ids: list[str], pm_ids: list[str]) -> dict[
     return {
         "paths": paths,
         "grants": grants,
-        "pm": {pm: facts.pm_owner(pm) for pm in pm_ids},
+        "pm": {(o, pm): facts.pm_owner(o, pm) for o in facts.org_ids for pm in pm_ids},
         "live": {c: facts.client_index(c) is not None for c in client_ids},
         "names": {c: facts.name(c) for c in client_ids},
         "revision": facts.revision,
