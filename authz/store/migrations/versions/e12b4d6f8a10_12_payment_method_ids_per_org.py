@@ -54,9 +54,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    shared = op.get_bind().execute(
-        sa.text("SELECT id FROM payment_methods GROUP BY id HAVING COUNT(*) > 1 LIMIT 1")
-    ).scalar()
+    twice = sa.text("SELECT id FROM payment_methods GROUP BY id HAVING COUNT(*) > 1 LIMIT 1")
+    shared = op.get_bind().execute(twice).scalar()
     if shared is not None:
         raise RuntimeError(
             f"payment method id {shared} is used by more than one organization: the older "
