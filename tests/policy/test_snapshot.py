@@ -145,7 +145,18 @@ def foreign(path: Path) -> None:
     path.write_bytes(b"not a snapshot\n")
 
 
-@pytest.mark.parametrize("damage", [corrupt_byte, truncate, foreign])
+def payment_ids_global(path: Path) -> None:
+    """Whole and anchored, but written before payment-method ids were per organization
+    (issue 12): its payment methods are keyed by id alone, which would answer for the wrong
+    organization."""
+    saved = snapshot.read(path)
+    assert saved is not None
+    anchor, sections = saved
+    del sections["pm_orgs"]
+    snapshot.write(path, anchor, sections)
+
+
+@pytest.mark.parametrize("damage", [corrupt_byte, truncate, foreign, payment_ids_global])
 def test_a_damaged_snapshot_is_ignored(sqlite_store: Store, damage) -> None:
     store = sqlite_store
     ids = family(store)
