@@ -295,7 +295,12 @@ SCHEMAS: dict[str, Any] = {
     ),
     "PaymentMethodCreate": obj(
         {
-            "id": {"type": "string", "pattern": "^pm_[A-Za-z0-9_]{1,60}$"},
+            "id": {
+                "type": "string",
+                "pattern": "^pm_[A-Za-z0-9_]{1,60}$",
+                "description": "The organization's own id: other organizations may use the same "
+                "one, and registering it does not tell. Twice in one organization: 409",
+            },
             "label": {
                 "type": "string",
                 "maxLength": 100,

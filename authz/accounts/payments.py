@@ -1,4 +1,8 @@
-"""Payment-method ownership: each belongs to exactly one client, never used for another."""
+"""Payment-method ownership: each belongs to exactly one client, never used for another.
+
+A payment-method id is its organization's own: another organization may register the same id
+for its own client, and nothing here tells either one that the other did.
+"""
 
 from __future__ import annotations
 
@@ -19,13 +23,14 @@ _DIGITS = re.compile(r"\d[\d \-]{11,}\d")
 
 
 def payment_view(pm: PaymentMethod) -> dict[str, Any]:
+    """A payment method as the API shows it."""
     return {"id": pm.id, "client_id": pm.client_id, "label": pm.label}
 
 
 def register(
     store: Store, actor: str, org_id: str, client_id: str, data: dict[str, Any]
 ) -> dict[str, Any]:
-    """Record that payment method `id` belongs to `client_id`."""
+    """Record that the organization's payment method `id` belongs to `client_id`."""
     errors = [(k, "unknown field") for k in data if k not in ("id", "label")]
     pm_id, label = data.get("id"), data.get("label", "")
     if not isinstance(pm_id, str) or not _PM.fullmatch(pm_id):
@@ -39,7 +44,9 @@ def register(
     assert isinstance(pm_id, str)
     with store.write(actor, org_id) as txn:
         get_in_org(txn.session, client_id, org_id)
-        existing = txn.session.get(PaymentMethod, pm_id)
+        # Only this organization's ids are looked at: whether another organization uses the
+        # id is none of the caller's business (issue 12).
+        existing = txn.session.get(PaymentMethod, (org_id, pm_id))
         if existing is not None:
             # Ownership never moves: the same id cannot be registered to a second client.
             raise Conflict(f"payment method {pm_id} is already registered")
@@ -57,7 +64,7 @@ def list_for_client(store: Store, org_id: str, client_id: str) -> dict[str, Any]
         get_in_org(session, client_id, org_id)
         rows = session.scalars(
             select(PaymentMethod)
-            .where(PaymentMethod.client_id == client_id)
+            .where(PaymentMethod.org_id == org_id, PaymentMethod.client_id == client_id)
             .order_by(PaymentMethod.id)
         )
         return {"items": [payment_view(p) for p in rows], "next_cursor": None}

@@ -103,6 +103,8 @@ class LinkRow(NamedTuple):
 
 
 class PaymentRow(NamedTuple):
+    """A payment method: its id is its organization's own (the client's organization)."""
+
     id: str
     client_id: str
 
@@ -293,7 +295,8 @@ class _IdTable:
 
 
 class FactIndex:
-    """Store-backed relations: `paths(sub, owner)` and `pm_owner(pm)`; see module docstring."""
+    """Store-backed relations: `paths(sub, owner)` and `pm_belongs(pm, owner)`; see module
+    docstring."""
 
     def __init__(self, majority_age: int = 18, bands: BandTable | None = None) -> None:
         self.majority_age = majority_age
@@ -341,7 +344,9 @@ class FactIndex:
         #: re-approved (`authz.accounts.recertification`).
         self.l_rby = array("q")
         self._free: list[int] = []
-        self.pm: dict[str, int] = {}
+        #: Payment methods: (organization's row, id) → the owning client's row. An id is only
+        #: unique within its organization, so two organizations may each have their own `pm_x`.
+        self.pm: dict[tuple[int, str], int] = {}
         #: Revoked access tokens still within their lifetime: jti → expiry (epoch seconds).
         self.revoked: dict[str, float] = {}
         #: Enabled OAuth clients (portal backends) → their organization's row.
@@ -402,12 +407,9 @@ class FactIndex:
             self._add_links(chunk, unique=unique)
         if unique:
             self._li.rebuild()
-        pm, ci = self.pm, self._ci
         for chunk in payments:
-            for pm_id, owner in chunk:
-                i = ci.get(owner)
-                if i is not None:
-                    pm[pm_id] = i
+            for row in chunk:
+                self.put_payment(row)
 
     def _add_clients(self, rows: list[Any]) -> None:
         """Append clients never seen (a full load); a known id goes through `put_client`."""
@@ -594,7 +596,8 @@ class FactIndex:
                 "l_act": self.l_act,
                 "l_rby": self.l_rby,
                 "free": self._free,
-                "pm_ids": list(self.pm),
+                "pm_orgs": array("i", [org for org, _ in self.pm]),
+                "pm_ids": [pm for _, pm in self.pm],
                 "pm_rows": array("i", self.pm.values()),
             }
             try:
@@ -632,8 +635,9 @@ class FactIndex:
 
     def _take(self, sections: dict[str, Any]) -> None:
         """Fill this empty index from a snapshot's sections; ValueError if they disagree."""
-        c_rec, g_head, l_rec, l_act, l_rby, pm_rows = (
-            sections[k] for k in ("c_rec", "g_head", "l_rec", "l_act", "l_rby", "pm_rows")
+        c_rec, g_head, l_rec, l_act, l_rby, pm_rows, pm_orgs = (
+            sections[k]
+            for k in ("c_rec", "g_head", "l_rec", "l_act", "l_rby", "pm_rows", "pm_orgs")
         )
         c_id, g_key, l_id, pm_ids = (sections[k] for k in ("c_id", "g_key", "l_id", "pm_ids"))
         org_ids, org_names, org_portal = (
@@ -650,6 +654,8 @@ class FactIndex:
             or len(l_rby) != len(l_id)
             or len(g_head) != len(g_key)
             or len(pm_rows) != len(pm_ids)
+            or pm_orgs.typecode != "i"
+            or len(pm_orgs) != len(pm_ids)
             or not len(org_ids) == len(org_names) == len(org_portal)
         ):
             raise ValueError("snapshot sections disagree")
@@ -674,7 +680,9 @@ class FactIndex:
         self.l_act, self.l_rby = l_act, l_rby
         self._li = _IdTable(l_id)
         self._li.rebuild()
-        self.pm = dict(zip(pm_ids, pm_rows, strict=True))
+        # A snapshot written before ids were per organization has no `pm_orgs`: its KeyError
+        # sends the start to the store, which is read in full instead.
+        self.pm = dict(zip(zip(pm_orgs, pm_ids, strict=True), pm_rows, strict=True))
 
     def put_org(self, row: Any) -> None:
         i = self.orgs.get(row[0])
@@ -868,9 +876,11 @@ class FactIndex:
             j = lrec[j * _L + nxt]
 
     def put_payment(self, row: Any) -> None:
+        """Record `(id, client_id)`: the payment method with that id in the client's
+        organization belongs to that client."""
         owner = self._ci.get(row[1])
         if owner is not None:
-            self.pm[row[0]] = owner
+            self.pm[(self.c_rec[owner * _C + _C_ORG], row[0])] = owner
 
     # -- freshness ------------------------------------------------------------------------
 
@@ -1080,13 +1090,29 @@ class FactIndex:
         return any(p.rel == rel for p in self.paths(sub, owner, now))
 
     def pm_belongs(self, pm: str, owner: str) -> bool:
-        """`g2(pm, owner)`: the payment method belongs to that client."""
-        i = self.pm.get(pm)
-        return i is not None and i == self._ci.get(owner)
+        """`g2(pm, owner)`: the payment method `pm` of the owner's organization belongs to that
+        client. A client id names one organization, so another organization's `pm` (the same
+        id, another payment method) never answers for it."""
+        i = self._ci.get(owner)
+        return i is not None and self.pm.get((self.c_rec[i * _C + _C_ORG], pm)) == i
 
-    def pm_owner(self, pm: str) -> str | None:
-        i = self.pm.get(pm)
+    def pm_owner(self, org_id: str, pm: str) -> str | None:
+        """The client the organization's payment method `pm` belongs to, or None."""
+        org = self.orgs.get(org_id)
+        i = self.pm.get((org, pm)) if org is not None else None
         return self.c_id[i] if i is not None else None
+
+    def payment_methods(self, org_id: str | None = None) -> list[tuple[str, str, str]]:
+        """(organization, payment method, client) of every payment method of a live client,
+        of one organization or all, in that order."""
+        org = self.orgs.get(org_id) if org_id is not None else None
+        if org_id is not None and org is None:
+            return []
+        return sorted(
+            (self.org_ids[o], pm, self.c_id[i])
+            for (o, pm), i in self.pm.items()
+            if (org is None or o == org) and self.client_index(self.c_id[i]) is not None
+        )
 
     # -- token liveness (what `authz.oauth.token_status` reads from the store, answered here) ------
 

@@ -194,9 +194,13 @@ class Invite(Base):
 
 
 class PaymentMethod(Base):
+    """A payment method's id is the organization's own: another organization may use the same
+    id, and whether it does is never revealed (issue 12). The key is (org_id, id)."""
+
     __tablename__ = "payment_methods"
+    # NOTE: org_id comes first; `Session.get(PaymentMethod, (org_id, id))` follows this order.
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), primary_key=True)
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
     client_id: Mapped[str] = mapped_column(ForeignKey("clients.id"), index=True)
     label: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[dt.datetime]

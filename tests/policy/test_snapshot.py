@@ -66,7 +66,7 @@ def observe(facts: FactIndex, client_ids: list[str], pm_ids: list[str]) -> dict[
     return {
         "paths": paths,
         "grants": grants,
-        "pm": {pm: facts.pm_owner(pm) for pm in pm_ids},
+        "pm": {(o, pm): facts.pm_owner(o, pm) for o in facts.org_ids for pm in pm_ids},
         "live": {c: facts.client_index(c) is not None for c in client_ids},
         "names": {c: facts.name(c) for c in client_ids},
         "revision": facts.revision,
@@ -145,7 +145,18 @@ def foreign(path: Path) -> None:
     path.write_bytes(b"not a snapshot\n")
 
 
-@pytest.mark.parametrize("damage", [corrupt_byte, truncate, foreign])
+def payment_ids_global(path: Path) -> None:
+    """Whole and anchored, but written before payment-method ids were per organization
+    (issue 12): its payment methods are keyed by id alone, which would answer for the wrong
+    organization."""
+    saved = snapshot.read(path)
+    assert saved is not None
+    anchor, sections = saved
+    del sections["pm_orgs"]
+    snapshot.write(path, anchor, sections)
+
+
+@pytest.mark.parametrize("damage", [corrupt_byte, truncate, foreign, payment_ids_global])
 def test_a_damaged_snapshot_is_ignored(sqlite_store: Store, damage) -> None:
     store = sqlite_store
     ids = family(store)

@@ -57,17 +57,12 @@ def relations(engine: Engine, org_id: str | None = None) -> Iterator[Relation]:
 
 
 def payment_methods(engine: Engine, org_id: str | None = None) -> list[tuple[str, str]]:
-    """`g2, payment method, client`: every payment method and the one client it belongs to."""
-    facts = engine.facts
-    out = []
-    for pm in sorted(facts.pm):
-        owner = facts.pm_owner(pm)
-        if owner is None or facts.client_index(owner) is None:
-            continue
-        if org_id is not None and facts.org_of(owner) != facts.orgs.get(org_id):
-            continue
-        out.append((pm, owner))
-    return out
+    """`g2, payment method, client`: every payment method and the one client it belongs to.
+
+    Payment-method ids are each organization's own, so two lines may name the same id for two
+    clients of two organizations. The pair stays exact: a client id names one organization,
+    and a check asks `g2` about the resource owner's own payment methods only."""
+    return [(pm, owner) for _, pm, owner in engine.facts.payment_methods(org_id)]
 
 
 def casbin_lines(engine: Engine, org_id: str | None = None) -> list[str]:
@@ -77,7 +72,8 @@ def casbin_lines(engine: Engine, org_id: str | None = None) -> list[str]:
         f"# authz grants export at {engine.now().isoformat()}, store revision {facts.revision},",
         f"# policy files {engine.policy.digest}.",
         "# g, <subject>, <relation>, <owner>: the subject holds the relation on the owner.",
-        "# g2, <payment method>, <client>: the payment method belongs to that client.",
+        "# g2, <payment method>, <client>: the payment method (an id of the client's own",
+        "# organization) belongs to that client.",
         "# g3, <caregiver>, <label>, <minor>: the minor shares that label with the caregiver.",
     ]
     g = [_line("g", r.subject, r.relation, r.owner) for r in relations(engine, org_id)]
