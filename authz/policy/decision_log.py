@@ -596,13 +596,43 @@ def _insert_sql(rows: int) -> str:
     return "INSERT INTO decisions (" + _COLUMNS + ") VALUES " + ", ".join([one] * rows)  # noqa: S608
 
 
+class _WallSecond:
+    """`utc_wall` of the moments within the last second formatted (one thread's cache)."""
+
+    __slots__ = ("base", "end", "prefix")
+
+    def __init__(self) -> None:
+        self.base = self.end = _EPOCH
+        self.prefix = ""
+
+    def text(self, when: dt.datetime) -> str:
+        if when.tzinfo is dt.UTC and self.base <= when < self.end:
+            return f"{self.prefix}{when.microsecond:06d}"
+        at = utc_wall(when)
+        if when.tzinfo is dt.UTC:
+            self.base = when.replace(microsecond=0)
+            self.end, self.prefix = self.base + _SECOND, at[:20]
+        return at
+
+
+_wall = threading.local()
+
+
+def _utc_wall_cached(when: dt.datetime) -> str:
+    try:
+        cache: _WallSecond = _wall.second
+    except AttributeError:
+        cache = _wall.second = _WallSecond()
+    return cache.text(when)
+
+
 def spool_text(d: Decision) -> str:
     """The canonical text (`canonical_v2`) of one decision, as the spool keeps it."""
     req = d.request
     subject = req.subject
     return canonical_v2(
         d.decision_id,
-        utc_wall(d.at),
+        _utc_wall_cached(d.at),
         subject.org or None,
         subject.actor[:80],
         (f"client:{subject.account}" if subject.account else subject.actor)[:80],

@@ -196,12 +196,19 @@ def orphans(directory: Path) -> Iterator[list[tuple[Path, list[str]]]]:
 
 
 def encode(canonical: str) -> bytes:
-    """A spool line: the row's canonical text (`canonical_v2`) as an ASCII JSON string."""
+    """A spool line: the row's canonical text (`canonical_v2`) as it is when it is ASCII with
+    no newline or NUL (nearly always: ids, codes, times), else as an ASCII JSON string."""
+    # A canonical text starts with an id or "[", never with the quote of the JSON form.
+    plain = canonical.isascii() and not canonical.startswith('"')
+    if plain and "\n" not in canonical and "\0" not in canonical:
+        return (canonical + "\n").encode()
     return (json.encoder.encode_basestring_ascii(canonical) + "\n").encode()  # type: ignore[attr-defined]
 
 
 def decode(line: str) -> str:
     """The canonical text of a spool line."""
+    if not line.startswith('"'):
+        return line
     text = json.loads(line)
     if not isinstance(text, str):
         raise ValueError("not a spool line")

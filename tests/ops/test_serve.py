@@ -202,3 +202,32 @@ def test_a_worker_that_dies_is_replaced(
     finally:
         server.stop()
     assert server.proc.returncode == 0
+
+
+def test_a_long_request_line_or_header_over_http_is_a_problem(
+    api: Api, settings_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Over the real server (not only the test client): the edge's limits answer problem JSON.
+    Past granian's own limits (a target over 65,534 bytes, over 100 headers, ~400 KiB of
+    head) granian refuses before the app runs, with the same status and an empty body."""
+    server = Server(_env(settings_env, tmp_path), workers=1)
+    try:
+        server.wait_ready()
+        for path, headers, status in [
+            ("/v1/clients?x=" + "a" * 4100, {}, 414),
+            ("/v1/clients?x=" + "a" * 60_000, {}, 414),
+            ("/v1/clients", {"X-Filler": "a" * 8200}, 431),
+            ("/v1/clients", {"X-Filler": "a" * 300_000}, 431),
+        ]:
+            r = requests.get(server.url + path, headers=headers, timeout=10)
+            assert r.status_code == status, (len(path), r.status_code)
+            assert r.headers["Content-Type"] == "application/problem+json"
+            assert r.json()["status"] == status
+        for path, headers, status in [
+            ("/v1/clients?x=" + "a" * 70_000, {}, 414),
+            ("/v1/clients", {f"X-H{i}": "a" for i in range(120)}, 431),
+        ]:
+            r = requests.get(server.url + path, headers=headers, timeout=10)
+            assert (r.status_code, r.content) == (status, b"")
+    finally:
+        server.stop()

@@ -12,6 +12,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import insert, inspect, select, text, update
 
 from authz.base import clock
@@ -346,3 +348,15 @@ def test_the_spool_keeps_what_the_store_did_not_take_and_replays_it_once(tmp_pat
     assert sorted(ids) == sorted(d.decision_id for d in decisions)
     # Replayed rows hash as the writer would have hashed them: the chain verifies.
     assert audit_log.verify(back)["ok"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text())
+def test_a_spool_line_gives_back_its_canonical_text(text: str) -> None:
+    """One line a decision, whatever its text holds: ASCII texts are kept as they are, others
+    (and any with a newline, a NUL or a leading quote) as JSON strings."""
+    from authz.policy import decision_spool
+
+    line = decision_spool.encode(text)
+    assert line.endswith(b"\n") and line.count(b"\n") == 1 and b"\0" not in line
+    assert decision_spool.decode(line[:-1].decode()) == text
