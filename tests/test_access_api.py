@@ -134,10 +134,10 @@ def test_a_batch_is_recorded_before_it_is_answered(api: Api, monkeypatch) -> Non
         rows = {d.id: d for d in session.scalars(select(Decision).where(Decision.id.in_(ids)))}
     assert [rows[i].allowed for i in ids] == [True, False]
 
-    def cannot_write(decisions: Any) -> None:
+    def cannot_write(rows: Any) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(service(api.rt).log, "_insert", cannot_write)
+    monkeypatch.setattr(service(api.rt).log, "_append", cannot_write)
     r = api.call("POST", "/v1/access/check-batch", {"checks": checks}, token=f["service"])
     assert r.status_code == 503 and "results" not in r.get_json(), r.get_json()
     assert r.get_json()["detail"] == "decisions cannot be recorded: OSError"
