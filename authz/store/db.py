@@ -77,6 +77,28 @@ def make_engine(url: str, pool_timeout: float = 2.0, statement_timeout_ms: int =
 
 
 _UNAVAILABLE = (OperationalError, PoolTimeout)
+
+
+@contextmanager
+def _store_errors() -> Iterator[None]:
+    """A store that does not answer, or a connection lost mid-write, as StoreUnavailable."""
+    try:
+        yield
+    except _UNAVAILABLE as exc:
+        raise StoreUnavailable(f"the store did not answer: {type(exc).__name__}") from exc
+    except DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise StoreUnavailable("the store connection was lost") from exc
+        raise
+
+
+def _chain(events: list[AuditEvent], tail: str | None) -> None:
+    """Hash `events` in order onto the chain whose newest hash is `tail` (None: empty)."""
+    prev = tail or audit.GENESIS
+    for ev in events:
+        ev.prev_hash = prev
+        ev.hash = prev = audit.event_hash(ev)
+
 _HOLD_REVISION = (
     update(State).where(State.id == 1).values(revision=State.revision).returning(State.revision)
 )
@@ -189,39 +211,26 @@ class Store:
             raise StoreUnavailable(
                 f"cannot open {self._hint_file}-revision to announce writes; check permissions"
             )
-        try:
-            with self.sessions() as session:
-                # First statement of the transaction: it takes the writers' lock (a row lock on
-                # PostgreSQL, the database lock on SQLite), which also orders the audit chain.
-                revision = session.execute(
-                    update(State)
-                    .where(State.id == 1)
-                    .values(revision=State.revision + 1)
-                    .returning(State.revision)
-                ).scalar_one()
-                txn = WriteTxn(revision, actor, org_id, self.policy_digest(), session=session)
-                yield txn
-                session.flush()
-                if txn.events:
-                    prev = session.execute(
-                        select(AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
-                    ).scalar_one_or_none()
-                    for ev in txn.events:
-                        ev.prev_hash = prev or audit.GENESIS
-                        ev.hash = audit.event_hash(ev)
-                        prev = ev.hash
-                        session.add(ev)
-                for before in self.before_commit:
-                    before(txn)
-                session.commit()
-            if hint is not None:
-                hint.publish(revision)
-        except _UNAVAILABLE as exc:
-            raise StoreUnavailable(f"the store did not answer: {type(exc).__name__}") from exc
-        except DBAPIError as exc:
-            if exc.connection_invalidated:
-                raise StoreUnavailable("the store connection was lost") from exc
-            raise
+        with _store_errors(), self.sessions() as session:
+            # First statement of the transaction: it takes the writers' lock (a row lock on
+            # PostgreSQL, the database lock on SQLite), which also orders the audit chain.
+            revision = session.execute(
+                update(State)
+                .where(State.id == 1)
+                .values(revision=State.revision + 1)
+                .returning(State.revision)
+            ).scalar_one()
+            txn = WriteTxn(revision, actor, org_id, self.policy_digest(), session=session)
+            yield txn
+            session.flush()
+            if txn.events:
+                _chain(txn.events, session.execute(_CHAIN_TAIL).scalar_one_or_none())
+                session.add_all(txn.events)
+            for before in self.before_commit:
+                before(txn)
+            session.commit()
+        if hint is not None:
+            hint.publish(revision)
         for hook in self.after_write:
             hook(revision)
 
@@ -231,26 +240,15 @@ class Store:
         reading of the trail): the same writers' lock and chain as `write`, but the revision
         stays where it is (the rows carry it), so no process refreshes its facts for them.
         In SQLAlchemy Core: a token request writes one, and the ORM was most of its cost."""
-        try:
-            with self.engine.begin() as conn:
-                # Takes the writers' lock as `write` does, without moving the revision.
-                revision = int(conn.execute(_HOLD_REVISION).scalar_one())
-                txn = AuditTxn(revision, actor, org_id, self.policy_digest())
-                yield txn
-                if txn.events:
-                    prev = conn.execute(_CHAIN_TAIL).scalar_one_or_none() or audit.GENESIS
-                    rows = []
-                    for ev in txn.events:
-                        ev.prev_hash = prev
-                        ev.hash = prev = audit.event_hash(ev)
-                        rows.append({c: getattr(ev, c) for c in _AUDIT_COLUMNS})
-                    conn.execute(_AUDIT_INSERT, rows)
-        except _UNAVAILABLE as exc:
-            raise StoreUnavailable(f"the store did not answer: {type(exc).__name__}") from exc
-        except DBAPIError as exc:
-            if exc.connection_invalidated:
-                raise StoreUnavailable("the store connection was lost") from exc
-            raise
+        with _store_errors(), self.engine.begin() as conn:
+            # Takes the writers' lock as `write` does, without moving the revision.
+            revision = int(conn.execute(_HOLD_REVISION).scalar_one())
+            txn = AuditTxn(revision, actor, org_id, self.policy_digest())
+            yield txn
+            if txn.events:
+                _chain(txn.events, conn.execute(_CHAIN_TAIL).scalar_one_or_none())
+                rows = [{c: getattr(ev, c) for c in _AUDIT_COLUMNS} for ev in txn.events]
+                conn.execute(_AUDIT_INSERT, rows)
 
     def close(self) -> None:
         """Close the connections and the revision hint."""
