@@ -114,6 +114,8 @@ def _too_deep(token: str) -> bool:
             raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
         except (binascii.Error, ValueError):
             continue  # not base64: the token's own parser refuses it without recursing
+        if raw.count(b"[") + raw.count(b"{") <= MAX_JSON_DEPTH:
+            continue  # it cannot nest deeper than it has brackets (real tokens: one or two)
         if _depth(raw) > MAX_JSON_DEPTH:
             return True
     return False

@@ -47,12 +47,13 @@ def strict_request(request: Any, several: tuple[str, ...] = ()) -> None:
         values = form.getlist(name)
         if len(values) > 1 and name not in several:
             raise InvalidRequestError(description=f"{_shown(name)} is given more than once")
-        if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name + "".join(values)):
+        if _CONTROL.search(name) or any(_CONTROL.search(value) for value in values):
             raise InvalidRequestError(description=f"{_shown(name)} contains a control character")
     _one_authentication(request.headers.get("Authorization", ""), form)
 
 
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,40}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _shown(name: str, otherwise: str = "a parameter") -> str:
