@@ -399,7 +399,8 @@ def log_writer_cost(env: dict[str, str], n: int = 5000) -> float:
             )
         )
     log = DecisionLog(rt.store, background=False)
-    log.pending.extend(pending)
+    for decision in pending:
+        log(decision)  # queued as the service queues it (its canonical text)
     start = time.perf_counter()
     log.flush()
     cost = (time.perf_counter() - start) / n * 1e6
