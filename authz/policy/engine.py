@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import itertools
 import os
@@ -23,8 +24,8 @@ from authz.base import clock
 from authz.base.errors import AuthzError
 from authz.base.principals import VIA, Principal
 from authz.policy import delegation, location, vocabulary
-from authz.policy.facts import FactIndex
-from authz.policy.matcher import Matcher, MatcherError, compile_matcher
+from authz.policy.facts import ADOLESCENT_PROXY, FactIndex
+from authz.policy.matcher import LineTest, Matcher, MatcherError, compile_matcher
 from authz.policy.matcher import effect_kind as compile_effect
 
 #: The reviewed files shipped with the package; `AUTHZ_POLICY_DIR` names a deployment's own copy.
@@ -115,6 +116,15 @@ class PolicySet:
     allow: dict[str | None, tuple[Rule, ...]]
     #: Where the files were read from (what `GET /v1/policy` serves).
     files: location.Location
+    #: `deny` and `allow` with the matcher specialised to each line (`Matcher.for_line`),
+    #: lines no request can match left out: what a decision evaluates.
+    deny_tests: dict[str | None, tuple[tuple[Rule, LineTest], ...]] = field(default_factory=dict)
+    allow_tests: dict[str | None, tuple[tuple[Rule, LineTest], ...]] = field(default_factory=dict)
+    #: `build(sub, owner, act, pm, type, id, lbl)` → a Casbin request in `request_fields`' order.
+    build_request: Callable[..., tuple[str, ...]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "build_request", _request_builder(self.request_fields))
 
     @classmethod
     def load(cls, model_path: Path | None = None, policy_dir: Path | None = None) -> PolicySet:
@@ -162,6 +172,10 @@ class PolicySet:
         for rule in rules:
             key = rule[column] if column is not None else None
             (allow if rule.eft == "allow" else deny).setdefault(key, []).append(rule)
+        denies = {k: tuple(v) for k, v in deny.items()}
+        allows = {
+            k: tuple(sorted(v, key=lambda r: rank.get(r.rel, len(rank)))) for k, v in allow.items()
+        }
         return cls(
             tuple(rules),
             files_digest(model_path, policy_dir),
@@ -169,13 +183,22 @@ class PolicySet:
             request,
             matcher,
             effect,
-            {k: tuple(v) for k, v in deny.items()},
-            {
-                k: tuple(sorted(v, key=lambda r: rank.get(r.rel, len(rank))))
-                for k, v in allow.items()
-            },
+            denies,
+            allows,
             location.Location(model_path, policy_dir),
+            _line_tests(matcher, denies),
+            _line_tests(matcher, allows),
         )
+
+
+def _line_tests(
+    matcher: Matcher, table: dict[str | None, tuple[Rule, ...]]
+) -> dict[str | None, tuple[tuple[Rule, LineTest], ...]]:
+    out: dict[str | None, tuple[tuple[Rule, LineTest], ...]] = {}
+    for key, rules in table.items():
+        tests = ((rule, matcher.for_line(rule)) for rule in rules)
+        out[key] = tuple((rule, test) for rule, test in tests if test is not None)
+    return out
 
 
 # -- requests and answers -------------------------------------------------------------------
@@ -312,6 +335,24 @@ _Answer = tuple[bool, str, str, tuple[str, ...]]
 Answers = dict[tuple["Subject", _Prepared], _Answer]
 
 
+#: The label of a request on an unlabelled resource (`r.lbl == ""`).
+_NO_LABEL = ("",)
+
+
+@functools.cache
+def _request_builder(fields: tuple[str, ...]) -> Callable[..., tuple[str, ...]]:
+    """`build(sub, owner, act, pm, type, id, lbl)` → the Casbin request in `fields`' order,
+    compiled once per model: a check builds one for each label, and a loop over the field
+    names costs more than the rest of the preparation."""
+    assert set(fields) <= set(REQUEST_FIELDS)  # names PolicySet.load accepted, nothing else
+    code = compile(
+        f"lambda sub, owner, act, pm, type, id, lbl: ({', '.join(fields)},)",
+        "<request fields>",
+        "eval",
+    )
+    return eval(code, {"__builtins__": {}})  # type: ignore[no-any-return]  # noqa: S307
+
+
 class _Denied(NamedTuple):
     reason: str
     rule: str
@@ -396,7 +437,7 @@ class Engine:
         """Allowed, reason, rule and the Casbin request that decided, for a request that
         reached the policy lines: one Casbin request per label of the resource, all allowed."""
         owner, asked = prepared
-        act, pm = request.action, self._pm(request)
+        act = request.action
         found: Rule | None = None
         for enforced in asked:
             allowed, found = self.evaluate(*enforced, now=now)
@@ -404,6 +445,7 @@ class Engine:
                 rule = f"model.conf [policy_effect]: no allow line of {act} matches (default deny)"
                 return False, self._why_not(request.subject, owner, act, now), rule, enforced
             if not allowed:
+                pm = self._pm(request)
                 reason = self._deny_reason(request, found, owner, pm, enforced, now)
                 return False, reason, str(found), enforced
         assert found is not None  # every label's request found an allow line
@@ -440,16 +482,17 @@ class Engine:
         """Exactly Casbin's `enforce(*request)` over the compiled matcher: (allowed, the deny
         line that matched, else the allow line that matched, else None)."""
         policy = self.policy
-        matcher = policy.matcher
-        key = request[matcher.index[0]] if matcher.index is not None else None
+        index = policy.matcher.index
+        key = request[index[0]] if index is not None else None
         roles = self.roles(now or self.now())
-        test = matcher.test
+        # Each line's own specialisation of the matcher (`Matcher.for_line`): the same answer
+        # as `matcher.test(request, rule, roles)`, without re-deciding the line's constants.
         if policy.effect == "allow_unless_denied":
-            for rule in policy.deny.get(key, ()):
-                if test(request, rule, roles):
+            for rule, test in policy.deny_tests.get(key, ()):
+                if test(request, roles):
                     return False, rule
-        for rule in policy.allow.get(key, ()):
-            if test(request, rule, roles):
+        for rule, test in policy.allow_tests.get(key, ()):
+            if test(request, roles):
                 return True, rule
         return False, None
 
@@ -462,7 +505,9 @@ class Engine:
         def g(sub: str, rel: str, owner: str) -> bool:
             held = cache.get((sub, owner))
             if held is None:
-                held = cache[(sub, owner)] = facts.relations(sub, owner, now)
+                held = cache[(sub, owner)] = facts.path_relations(sub, owner, now)
+            if rel == ADOLESCENT_PROXY:  # `facts.relations`, the band judged only if asked
+                return facts.proxy_of_adolescent(held, owner, now)
             return rel in held
 
         def g3(caregiver: str, label: str, minor: str) -> bool:
@@ -544,25 +589,25 @@ class Engine:
                 "token: scope",
                 owner,
             )
-        bad = [label for label in res.labels if label not in vocabulary.LABELS]
-        if bad:
-            return _Denied(
-                f"unknown sensitivity label {bad[0]!r}", "vocabulary: unknown label", owner
-            )
-        values = {
-            "sub": subject.actor,
-            "owner": owner,
-            "act": req.action,
-            "pm": self._pm(req),
-            "type": res.type,
-            "id": res.id or "",
-        }
-        fields = self.policy.request_fields
-        asked = tuple(
-            tuple(label if f == "lbl" else values[f] for f in fields)
-            for label in (sorted(set(res.labels)) or [""])
+        labels: Sequence[str] = _NO_LABEL
+        if res.labels:
+            for label in res.labels:
+                if label not in vocabulary.LABELS:
+                    return _Denied(
+                        f"unknown sensitivity label {label!r}", "vocabulary: unknown label", owner
+                    )
+            labels = sorted(set(res.labels))
+        pm = ""
+        if action.payment == "resource":
+            pm = res.id or ""
+        elif action.payment == "context":
+            pm = req.payment_method or ""
+        build, rid = self.policy.build_request, res.id or ""
+        if labels is _NO_LABEL:  # most checks: one request, no loop
+            return owner, (build(subject.actor, owner, req.action, pm, res.type, rid, ""),)
+        return owner, tuple(
+            build(subject.actor, owner, req.action, pm, res.type, rid, label) for label in labels
         )
-        return owner, asked
 
     @staticmethod
     def _pm(req: CheckRequest) -> str:

@@ -166,7 +166,7 @@ def _python(node: Node) -> str:
     if kind in ("eq", "ne"):
         op = "==" if kind == "eq" else "!="
         return f"({_python(node[1])} {op} {_python(node[2])})"
-    if kind == "str":
+    if kind in ("str", "const"):
         return repr(node[1])
     if kind == "field":
         return f"{node[1]}[{node[2]}]"
@@ -184,6 +184,10 @@ def _conjuncts(node: Node) -> list[Node]:
 Compiled = Callable[[Sequence[str], Sequence[str], Mapping[str, Callable[..., bool]]], bool]
 
 
+#: `fn(r, R)`: the matcher specialised to one policy line (`Matcher.for_line`).
+LineTest = Callable[[Sequence[str], Mapping[str, Callable[..., bool]]], bool]
+
+
 @dataclass(frozen=True)
 class Matcher:
     """A compiled matcher: `test(r, p, roles)`, and the index `(r field, p field)` or None."""
@@ -192,6 +196,59 @@ class Matcher:
     test: Compiled
     index: tuple[int, int] | None
     roles: frozenset[str]
+    #: The parsed matcher, and its top-level conjunct that is the index (or None).
+    tree: Node = ()
+    index_node: Node | None = None
+
+    def for_line(self, p: Sequence[str]) -> LineTest | None:
+        """`test(r, p, R)` for this one policy line as `fn(r, R)`, or None if no request can
+        match it. The line's fields become constants and every comparison that no longer
+        depends on the request is decided now (`r.act == p.act && p.eft == "allow" && …` on
+        an allow line of `invoice.pay` leaves `g(…)`), so a decision evaluates only what the
+        request can change. The index conjunct counts as true: the engine only asks the lines
+        filed under the request's index value (`PolicySet.load`)."""
+        node = _specialise(self.tree, p, self.index_node)
+        if node == _FALSE:
+            return None
+        code = compile(f"lambda r, R: {_python(node)}", "<model.conf matcher line>", "eval")
+        return eval(code, {"__builtins__": {}})  # type: ignore[no-any-return]  # noqa: S307
+
+
+_TRUE: Node = ("const", True)
+_FALSE: Node = ("const", False)
+
+
+def _specialise(node: Node, p: Sequence[str], index_node: Node | None) -> Node:
+    """`node` with the policy line's fields as strings and constant parts folded."""
+    if node is index_node:
+        return _TRUE
+    kind = node[0]
+    if kind == "field":
+        return ("str", p[node[2]]) if node[1] == "p" else node
+    if kind in ("str", "const"):
+        return node
+    if kind in ("eq", "ne"):
+        left, right = _specialise(node[1], p, None), _specialise(node[2], p, None)
+        if left[0] == "str" and right[0] == "str":
+            return _TRUE if (left[1] == right[1]) == (kind == "eq") else _FALSE
+        return (kind, left, right)
+    if kind == "not":
+        inner = _specialise(node[1], p, index_node)
+        if inner[0] == "const":
+            return _FALSE if inner[1] else _TRUE
+        return ("not", inner)
+    if kind == "call":
+        return ("call", node[1], tuple(_specialise(a, p, None) for a in node[2]))
+    left, right = _specialise(node[1], p, index_node), _specialise(node[2], p, index_node)
+    # `and` and `or` over booleans: a constant side decides or drops out.
+    absorbing, neutral = (_FALSE, _TRUE) if kind == "and" else (_TRUE, _FALSE)
+    if absorbing in (left, right):
+        return absorbing
+    if left == neutral:
+        return right
+    if right == neutral:
+        return left
+    return (kind, left, right)
 
 
 def compile_matcher(
@@ -200,17 +257,17 @@ def compile_matcher(
     """Compile `text` over the named request and policy fields and role functions (name →
     arity), or raise MatcherError naming the construct outside the subset."""
     tree = _Parser(text, request, policy, roles).parse()
-    index = None
+    index = index_node = None
     for part in _conjuncts(tree):
         if part[0] == "eq" and {part[1][0], part[2][0]} == {"field"}:
             sides = {part[1][1]: part[1][2], part[2][1]: part[2][2]}
             if set(sides) == {"r", "p"}:
-                index = (sides["r"], sides["p"])
+                index, index_node = (sides["r"], sides["p"]), part
                 break
     code = compile(f"lambda r, p, R: {_python(tree)}", "<model.conf matcher>", "eval")
     fn = eval(code, {"__builtins__": {}})  # noqa: S307 - built from the validated tree only
     used = frozenset(re.findall(r"R\['(\w+)'\]", _python(tree)))
-    return Matcher(text, fn, index, used)
+    return Matcher(text, fn, index, used, tree, index_node)
 
 
 EFFECTS = {
