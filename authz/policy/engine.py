@@ -25,7 +25,7 @@ from authz.base.errors import AuthzError
 from authz.base.principals import VIA, Principal
 from authz.policy import delegation, location, vocabulary
 from authz.policy.facts import ADOLESCENT_PROXY, FactIndex
-from authz.policy.matcher import LineTest, Matcher, MatcherError, compile_matcher
+from authz.policy.matcher import Decide, Matcher, MatcherError, compile_matcher
 from authz.policy.matcher import effect_kind as compile_effect
 
 #: The reviewed files shipped with the package; `AUTHZ_POLICY_DIR` names a deployment's own copy.
@@ -116,10 +116,9 @@ class PolicySet:
     allow: dict[str | None, tuple[Rule, ...]]
     #: Where the files were read from (what `GET /v1/policy` serves).
     files: location.Location
-    #: `deny` and `allow` with the matcher specialised to each line (`Matcher.for_line`),
-    #: lines no request can match left out: what a decision evaluates.
-    deny_tests: dict[str | None, tuple[tuple[Rule, LineTest], ...]] = field(default_factory=dict)
-    allow_tests: dict[str | None, tuple[tuple[Rule, LineTest], ...]] = field(default_factory=dict)
+    #: Per index value, `deny` and `allow` compiled into one function (`Matcher.decider`):
+    #: what a decision runs.
+    deciders: dict[str | None, Decide] = field(default_factory=dict)
     #: `build(sub, owner, act, pm, type, id, lbl)` → a Casbin request in `request_fields`' order.
     build_request: Callable[..., tuple[str, ...]] = field(init=False, repr=False, compare=False)
 
@@ -186,19 +185,15 @@ class PolicySet:
             denies,
             allows,
             location.Location(model_path, policy_dir),
-            _line_tests(matcher, denies),
-            _line_tests(matcher, allows),
+            {
+                key: matcher.decider(
+                    denies.get(key, ()) if effect == "allow_unless_denied" else (),
+                    allows.get(key, ()),
+                    HELD,
+                )
+                for key in denies.keys() | allows.keys()
+            },
         )
-
-
-def _line_tests(
-    matcher: Matcher, table: dict[str | None, tuple[Rule, ...]]
-) -> dict[str | None, tuple[tuple[Rule, LineTest], ...]]:
-    out: dict[str | None, tuple[tuple[Rule, LineTest], ...]] = {}
-    for key, rules in table.items():
-        tests = ((rule, matcher.for_line(rule)) for rule in rules)
-        out[key] = tuple((rule, test) for rule, test in tests if test is not None)
-    return out
 
 
 # -- requests and answers -------------------------------------------------------------------
@@ -334,6 +329,10 @@ _Answer = tuple[bool, str, str, tuple[str, ...]]
 #: which fixes the resource type (`_prepare` refuses any other), so the pair is the question.
 Answers = dict[tuple["Subject", _Prepared], _Answer]
 
+
+#: The relations `g` does not answer from the paths alone (`Engine.roles`): every other
+#: `g(a, "rel", b)` in a matcher is `"rel" in g.held(a, b)`.
+HELD = {"g": frozenset({ADOLESCENT_PROXY})}
 
 #: The label of a request on an unlabelled resource (`r.lbl == ""`).
 _NO_LABEL = ("",)
@@ -483,37 +482,36 @@ class Engine:
         line that matched, else the allow line that matched, else None)."""
         policy = self.policy
         index = policy.matcher.index
-        key = request[index[0]] if index is not None else None
-        roles = self.roles(now or self.now())
-        # Each line's own specialisation of the matcher (`Matcher.for_line`): the same answer
-        # as `matcher.test(request, rule, roles)`, without re-deciding the line's constants.
-        if policy.effect == "allow_unless_denied":
-            for rule, test in policy.deny_tests.get(key, ()):
-                if test(request, roles):
-                    return False, rule
-        for rule, test in policy.allow_tests.get(key, ()):
-            if test(request, roles):
-                return True, rule
-        return False, None
+        decide = policy.deciders.get(request[index[0]] if index is not None else None)
+        if decide is None:  # no line is filed under the request's index value
+            return False, None
+        # The same answer as `matcher.test(request, rule, roles)` line by line, deny lines
+        # first (allow-unless-denied), without re-deciding each line's constants.
+        return decide(request, self.roles(now or self.now()))
 
-    def roles(self, now: dt.datetime) -> dict[str, Callable[..., bool]]:
+    def roles(self, now: dt.datetime) -> dict[str, Callable[..., Any]]:
         """The role functions a matcher calls, answered by the facts at `now`; `g` reads a
         (subject, owner) pair's relations once however many lines ask."""
         facts = self.facts
         cache: dict[tuple[str, str], frozenset[str]] = {}
 
+        def held(sub: str, owner: str) -> frozenset[str]:
+            found = cache.get((sub, owner))
+            if found is None:
+                found = cache[(sub, owner)] = facts.path_relations(sub, owner, now)
+            return found
+
         def g(sub: str, rel: str, owner: str) -> bool:
-            held = cache.get((sub, owner))
-            if held is None:
-                held = cache[(sub, owner)] = facts.path_relations(sub, owner, now)
             if rel == ADOLESCENT_PROXY:  # `facts.relations`, the band judged only if asked
-                return facts.proxy_of_adolescent(held, owner, now)
-            return rel in held
+                return facts.proxy_of_adolescent(held(sub, owner), owner, now)
+            return rel in held(sub, owner)
 
         def g3(caregiver: str, label: str, minor: str) -> bool:
             return facts.shares(minor, caregiver, label)
 
-        return {"g": g, "g2": facts.pm_belongs, "g3": g3}
+        # "g.held": what `g(a, rel, b)` answers as `rel in held(a, b)` for every relation but
+        # those in HELD["g"] (`Matcher.decider`).
+        return {"g": g, "g.held": held, "g2": facts.pm_belongs, "g3": g3}
 
     # -- the decision, step by step ----------------------------------------------------------
 

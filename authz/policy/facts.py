@@ -25,7 +25,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from authz.base import clock
 from authz.base.emails import email_key
 from authz.base.errors import StoreUnavailable
-from authz.policy import grants, snapshot
+from authz.policy import grants, snapshot, vocabulary
 from authz.policy.age_bands import Band, BandTable
 from authz.store import deadline
 from authz.store.db import Store
@@ -56,6 +56,7 @@ _NONE = -1
 ADOLESCENT_PROXY = "adolescent_proxy"
 _PROXY = frozenset((ADOLESCENT_PROXY,))
 _NO_RELATIONS: frozenset[str] = frozenset()
+_ONE_RELATION = {rel: frozenset((rel,)) for rel in vocabulary.RELATIONS}
 # Smaller indexes read the store quickly enough without a snapshot.
 SNAPSHOT_MIN_ROWS = 100_000
 # Above this many touched rows, one full reload is cheaper than row-by-row refresh.
@@ -730,6 +731,8 @@ class FactIndex:
     def path_relations(self, sub: str, owner: str, now: dt.datetime) -> frozenset[str]:
         """The relations of `sub`'s paths to `owner`: `relations` but `adolescent_proxy`."""
         paths = self.paths(sub, owner, now)
+        if len(paths) == 1:  # most pairs: one relation, its set made once
+            return _ONE_RELATION.get(paths[0].rel) or frozenset((paths[0].rel,))
         return frozenset([p.rel for p in paths]) if paths else _NO_RELATIONS
 
     def proxy_of_adolescent(self, held: frozenset[str], owner: str, now: dt.datetime) -> bool:

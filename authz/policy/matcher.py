@@ -155,23 +155,48 @@ class _Parser:
         return ("call", value, tuple(args))
 
 
-def _python(node: Node) -> str:
+def _python(
+    node: Node,
+    held: Mapping[str, frozenset[str]] | None = None,
+    hoisted: dict[tuple[str, str, str], str] | None = None,
+) -> str:
+    """Python for `node`; with `held` (`Matcher.decider`), a role call with a constant second
+    argument outside `held[role]` reads the role's set once per pair of other arguments."""
+
+    def py(n: Node) -> str:
+        return _python(n, held, hoisted)
+
     kind = node[0]
     if kind == "or":
-        return f"({_python(node[1])} or {_python(node[2])})"
+        return f"({py(node[1])} or {py(node[2])})"
     if kind == "and":
-        return f"({_python(node[1])} and {_python(node[2])})"
+        return f"({py(node[1])} and {py(node[2])})"
     if kind == "not":
-        return f"(not {_python(node[1])})"
+        return f"(not {py(node[1])})"
     if kind in ("eq", "ne"):
         op = "==" if kind == "eq" else "!="
-        return f"({_python(node[1])} {op} {_python(node[2])})"
+        return f"({py(node[1])} {op} {py(node[2])})"
     if kind in ("str", "const"):
         return repr(node[1])
     if kind == "field":
         return f"{node[1]}[{node[2]}]"
-    args = ", ".join(_python(a) for a in node[2])
-    return f"R[{node[1]!r}]({args})"
+    name, args = node[1], node[2]
+    if (
+        held is not None
+        and hoisted is not None
+        and name in held
+        and len(args) == 3
+        and args[1][0] == "str"
+        and args[1][1] not in held[name]
+    ):
+        a, b = py(args[0]), py(args[2])
+        var = hoisted.setdefault((name, a, b), f"h{len(hoisted)}")
+        # Read on first use (a short-circuited test may never need it), then reused.
+        return (
+            f"({args[1][1]!r} in ({var} if {var} is not None "
+            f"else ({var} := R[{name + '.held'!r}]({a}, {b}))))"
+        )
+    return f"R[{name!r}]({', '.join(py(a) for a in args)})"
 
 
 def _conjuncts(node: Node) -> list[Node]:
@@ -184,8 +209,8 @@ def _conjuncts(node: Node) -> list[Node]:
 Compiled = Callable[[Sequence[str], Sequence[str], Mapping[str, Callable[..., bool]]], bool]
 
 
-#: `fn(r, R)`: the matcher specialised to one policy line (`Matcher.for_line`).
-LineTest = Callable[[Sequence[str], Mapping[str, Callable[..., bool]]], bool]
+#: `decide(r, R)` → (allowed, the line that decided, or None): `Matcher.decider`.
+Decide = Callable[[Sequence[str], Mapping[str, Callable[..., Any]]], tuple[bool, Any]]
 
 
 @dataclass(frozen=True)
@@ -200,18 +225,37 @@ class Matcher:
     tree: Node = ()
     index_node: Node | None = None
 
-    def for_line(self, p: Sequence[str]) -> LineTest | None:
-        """`test(r, p, R)` for this one policy line as `fn(r, R)`, or None if no request can
-        match it. The line's fields become constants and every comparison that no longer
-        depends on the request is decided now (`r.act == p.act && p.eft == "allow" && …` on
-        an allow line of `invoice.pay` leaves `g(…)`), so a decision evaluates only what the
-        request can change. The index conjunct counts as true: the engine only asks the lines
-        filed under the request's index value (`PolicySet.load`)."""
-        node = _specialise(self.tree, p, self.index_node)
-        if node == _FALSE:
-            return None
-        code = compile(f"lambda r, R: {_python(node)}", "<model.conf matcher line>", "eval")
-        return eval(code, {"__builtins__": {}})  # type: ignore[no-any-return]  # noqa: S307
+    def decider(
+        self,
+        deny: Sequence[Sequence[str]],
+        allow: Sequence[Sequence[str]],
+        held: Mapping[str, frozenset[str]],
+    ) -> Decide:
+        """One function deciding a request over these lines, as `test` line by line would:
+        the first deny line that matches, else the first allow line, else (False, None).
+
+        Each line is the matcher with the line's fields as constants and every comparison
+        that no longer depends on the request decided now (`r.act == p.act && p.eft ==
+        "allow" && …` on an allow line leaves `g(…)`); a line no request can match is left
+        out. The index conjunct counts as true: the engine passes only the lines filed under
+        the request's index value (`PolicySet.load`). `held` names, per role, the constant
+        second arguments it answers itself; for any other constant, `role(a, "rel", b)` is
+        `"rel" in R["role.held"](a, b)`, read once per (a, b) in a decision."""
+        body: list[str] = []
+        lines: list[tuple[bool, Any]] = []
+        hoisted: dict[tuple[str, str, str], str] = {}
+        for allowed, rules in ((False, deny), (True, allow)):
+            for p in rules:
+                node = _specialise(self.tree, p, self.index_node)
+                if node == _FALSE:
+                    continue
+                body.append(f"    if {_python(node, held, hoisted)}: return L[{len(lines)}]")
+                lines.append((allowed, p))
+        head = [f"    {name} = None" for name in hoisted.values()]
+        source = "\n".join(["def decide(r, R):", *head, *body, "    return NONE", ""])
+        scope: dict[str, Any] = {"__builtins__": {}, "L": lines, "NONE": (False, None)}
+        exec(compile(source, "<model.conf matcher, per line>", "exec"), scope)  # noqa: S102
+        return scope["decide"]  # type: ignore[no-any-return]
 
 
 _TRUE: Node = ("const", True)
