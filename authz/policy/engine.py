@@ -122,8 +122,15 @@ class PolicySet:
     #: `build(sub, owner, act, pm, type, id, lbl)` → a Casbin request in `request_fields`' order.
     build_request: Callable[..., tuple[str, ...]] = field(init=False, repr=False, compare=False)
 
+    #: Whether the request is `SHIPPED_REQUEST` (built inline), and where its `pm` is.
+    shipped_request: bool = field(init=False, repr=False, compare=False)
+    pm_at: int | None = field(init=False, repr=False, compare=False)
+
     def __post_init__(self) -> None:
-        object.__setattr__(self, "build_request", _request_builder(self.request_fields))
+        fields = self.request_fields
+        object.__setattr__(self, "build_request", _request_builder(fields))
+        object.__setattr__(self, "shipped_request", fields == SHIPPED_REQUEST)
+        object.__setattr__(self, "pm_at", fields.index("pm") if "pm" in fields else None)
 
     @classmethod
     def load(cls, model_path: Path | None = None, policy_dir: Path | None = None) -> PolicySet:
@@ -334,6 +341,9 @@ Answers = dict[tuple["Subject", _Prepared], _Answer]
 #: `g(a, "rel", b)` in a matcher is `"rel" in g.held(a, b)`.
 HELD = {"g": frozenset({ADOLESCENT_PROXY})}
 
+#: `model.conf`'s request as shipped: `_prepare` builds it without the compiled builder.
+SHIPPED_REQUEST = ("sub", "owner", "act", "pm", "lbl")
+
 #: The label of a request on an unlabelled resource (`r.lbl == ""`).
 _NO_LABEL = ("",)
 
@@ -388,6 +398,10 @@ class Engine:
     facts: FactIndex
     log: Callable[[Decision], None] | None = None
     now: Callable[[], dt.datetime] = field(default=clock.now)
+    #: `_decider_roles()` and the facts they answer from.
+    _roles: tuple[FactIndex, dict[str, Callable[..., Any]]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def check(
         self,
@@ -444,8 +458,12 @@ class Engine:
                 rule = f"model.conf [policy_effect]: no allow line of {act} matches (default deny)"
                 return False, self._why_not(request.subject, owner, act, now), rule, enforced
             if not allowed:
-                pm = self._pm(request)
-                reason = self._deny_reason(request, found, owner, pm, enforced, now)
+                if found.rel == PM_DENY:  # the usual deny line, its reason without detours
+                    at = self.policy.pm_at
+                    pm = enforced[at] if at is not None else self._pm(request)
+                    reason = self._pm_reason(pm, owner, request.resource.type)
+                else:
+                    reason = self._deny_reason(request, found, owner, enforced, now)
                 return False, reason, str(found), enforced
         assert found is not None  # every label's request found an allow line
         return True, self._why(request.subject, owner, found, now), str(found), enforced
@@ -487,7 +505,31 @@ class Engine:
             return False, None
         # The same answer as `matcher.test(request, rule, roles)` line by line, deny lines
         # first (allow-unless-denied), without re-deciding each line's constants.
-        return decide(request, self.roles(now or self.now()))
+        made = self._roles
+        if made is None or made[0] is not self.facts:
+            made = self._roles = (self.facts, self._decider_roles())
+        return decide(request, made[1], now or self.now())
+
+    def _decider_roles(self) -> dict[str, Callable[..., Any]]:
+        """The role functions of `PolicySet.deciders` over these facts (`HELD`): made once,
+        since the moment is an argument and a decision holds its own sets."""
+        facts = self.facts
+
+        def g_given(held: frozenset[str], sub: str, rel: str, owner: str, now: dt.datetime) -> bool:
+            # `rel in facts.relations(sub, owner, now)`, given the paths' relations.
+            if rel in held:
+                return True
+            return rel == ADOLESCENT_PROXY and facts.proxy_of_adolescent(held, owner, now)
+
+        def g3(caregiver: str, label: str, minor: str) -> bool:
+            return facts.shares(minor, caregiver, label)
+
+        return {
+            "g.held": facts.path_relations,
+            "g.given": g_given,
+            "g2": facts.pm_belongs,
+            "g3": g3,
+        }
 
     def roles(self, now: dt.datetime) -> dict[str, Callable[..., Any]]:
         """The role functions a matcher calls, answered by the facts at `now`; `g` reads a
@@ -600,9 +642,12 @@ class Engine:
             pm = res.id or ""
         elif action.payment == "context":
             pm = req.payment_method or ""
-        build, rid = self.policy.build_request, res.id or ""
         if labels is _NO_LABEL:  # most checks: one request, no loop
-            return owner, (build(subject.actor, owner, req.action, pm, res.type, rid, ""),)
+            if self.policy.shipped_request:
+                return owner, ((subject.actor, owner, req.action, pm, ""),)
+            build = self.policy.build_request
+            return owner, (build(subject.actor, owner, req.action, pm, res.type, res.id or "", ""),)
+        build, rid = self.policy.build_request, res.id or ""
         return owner, tuple(
             build(subject.actor, owner, req.action, pm, res.type, rid, label) for label in labels
         )
@@ -693,12 +738,10 @@ class Engine:
         request: CheckRequest,
         rule: Rule,
         owner: str,
-        pm: str,
         enforced: tuple[str, ...],
         now: dt.datetime,
     ) -> str:
-        if rule.rel == PM_DENY:
-            return self._pm_reason(pm, owner, request.resource.type)
+        """Why a deny line other than the payment method's matched (`_answer` words that)."""
         band = self.facts.band(owner, now)
         fields = self.policy.request_fields
         label = enforced[fields.index("lbl")] if "lbl" in fields else ""

@@ -181,21 +181,14 @@ def _python(
     if kind == "field":
         return f"{node[1]}[{node[2]}]"
     name, args = node[1], node[2]
-    if (
-        held is not None
-        and hoisted is not None
-        and name in held
-        and len(args) == 3
-        and args[1][0] == "str"
-        and args[1][1] not in held[name]
-    ):
+    if held is not None and hoisted is not None and name in held and len(args) == 3:
         a, b = py(args[0]), py(args[2])
         var = hoisted.setdefault((name, a, b), f"h{len(hoisted)}")
         # Read on first use (a short-circuited test may never need it), then reused.
-        return (
-            f"({args[1][1]!r} in ({var} if {var} is not None "
-            f"else ({var} := R[{name + '.held'!r}]({a}, {b}))))"
-        )
+        found = f"({var} if {var} is not None else ({var} := R[{name + '.held'!r}]({a}, {b}, N)))"
+        if args[1][0] == "str" and args[1][1] not in held[name]:
+            return f"({args[1][1]!r} in {found})"
+        return f"R[{name + '.given'!r}]({found}, {a}, {py(args[1])}, {b}, N)"
     return f"R[{name!r}]({', '.join(py(a) for a in args)})"
 
 
@@ -209,8 +202,8 @@ def _conjuncts(node: Node) -> list[Node]:
 Compiled = Callable[[Sequence[str], Sequence[str], Mapping[str, Callable[..., bool]]], bool]
 
 
-#: `decide(r, R)` → (allowed, the line that decided, or None): `Matcher.decider`.
-Decide = Callable[[Sequence[str], Mapping[str, Callable[..., Any]]], tuple[bool, Any]]
+#: `decide(r, R, now)` → (allowed, the line that decided, or None): `Matcher.decider`.
+Decide = Callable[[Sequence[str], Mapping[str, Callable[..., Any]], Any], tuple[bool, Any]]
 
 
 @dataclass(frozen=True)
@@ -238,9 +231,12 @@ class Matcher:
         that no longer depends on the request decided now (`r.act == p.act && p.eft ==
         "allow" && …` on an allow line leaves `g(…)`); a line no request can match is left
         out. The index conjunct counts as true: the engine passes only the lines filed under
-        the request's index value (`PolicySet.load`). `held` names, per role, the constant
-        second arguments it answers itself; for any other constant, `role(a, "rel", b)` is
-        `"rel" in R["role.held"](a, b)`, read once per (a, b) in a decision."""
+        the request's index value (`PolicySet.load`).
+
+        `held` names the roles that answer through a set, each with the relations its set
+        leaves out: `role(a, rel, b)` becomes `rel in R["role.held"](a, b, now)` for a
+        constant `rel` outside them, else `R["role.given"](that set, a, rel, b, now)`; the
+        set is read at most once per (a, b) in a decision. Other roles are `R[role](…)`."""
         body: list[str] = []
         lines: list[tuple[bool, Any]] = []
         hoisted: dict[tuple[str, str, str], str] = {}
@@ -252,7 +248,7 @@ class Matcher:
                 body.append(f"    if {_python(node, held, hoisted)}: return L[{len(lines)}]")
                 lines.append((allowed, p))
         head = [f"    {name} = None" for name in hoisted.values()]
-        source = "\n".join(["def decide(r, R):", *head, *body, "    return NONE", ""])
+        source = "\n".join(["def decide(r, R, N):", *head, *body, "    return NONE", ""])
         scope: dict[str, Any] = {"__builtins__": {}, "L": lines, "NONE": (False, None)}
         exec(compile(source, "<model.conf matcher, per line>", "exec"), scope)  # noqa: S102
         return scope["decide"]  # type: ignore[no-any-return]
