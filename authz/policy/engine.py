@@ -125,12 +125,16 @@ class PolicySet:
     #: Whether the request is `SHIPPED_REQUEST` (built inline), and where its `pm` is.
     shipped_request: bool = field(init=False, repr=False, compare=False)
     pm_at: int | None = field(init=False, repr=False, compare=False)
+    #: The request field the matcher's index reads (`deciders`' keys), if any.
+    index_at: int | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         fields = self.request_fields
         object.__setattr__(self, "build_request", _request_builder(fields))
         object.__setattr__(self, "shipped_request", fields == SHIPPED_REQUEST)
         object.__setattr__(self, "pm_at", fields.index("pm") if "pm" in fields else None)
+        index = self.matcher.index
+        object.__setattr__(self, "index_at", index[0] if index is not None else None)
 
     @classmethod
     def load(cls, model_path: Path | None = None, policy_dir: Path | None = None) -> PolicySet:
@@ -453,7 +457,7 @@ class Engine:
         act = request.action
         found: Rule | None = None
         for enforced in asked:
-            allowed, found = self.evaluate(*enforced, now=now)
+            allowed, found = self._evaluate(enforced, now)
             if found is None:
                 rule = f"model.conf [policy_effect]: no allow line of {act} matches (default deny)"
                 return False, self._why_not(request.subject, owner, act, now), rule, enforced
@@ -498,9 +502,12 @@ class Engine:
     def evaluate(self, *request: str, now: dt.datetime | None = None) -> tuple[bool, Rule | None]:
         """Exactly Casbin's `enforce(*request)` over the compiled matcher: (allowed, the deny
         line that matched, else the allow line that matched, else None)."""
+        return self._evaluate(request, now or self.now())
+
+    def _evaluate(self, request: tuple[str, ...], now: dt.datetime) -> tuple[bool, Rule | None]:
         policy = self.policy
-        index = policy.matcher.index
-        decide = policy.deciders.get(request[index[0]] if index is not None else None)
+        at = policy.index_at
+        decide = policy.deciders.get(request[at] if at is not None else None)
         if decide is None:  # no line is filed under the request's index value
             return False, None
         # The same answer as `matcher.test(request, rule, roles)` line by line, deny lines
@@ -508,7 +515,7 @@ class Engine:
         made = self._roles
         if made is None or made[0] is not self.facts:
             made = self._roles = (self.facts, self._decider_roles())
-        return decide(request, made[1], now or self.now())
+        return decide(request, made[1], now)
 
     def _decider_roles(self) -> dict[str, Callable[..., Any]]:
         """The role functions of `PolicySet.deciders` over these facts (`HELD`): made once,
