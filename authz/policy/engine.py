@@ -579,7 +579,7 @@ class Engine:
                 "vocabulary: action and resource type differ",
                 None,
             )
-        kind = subject.actor.partition(":")[0]
+        kind, _, ident = subject.actor.partition(":")
         if kind not in ("client", "provider", "reviewer"):
             return _Denied(
                 f"{kind or 'this subject'} accounts never get access",
@@ -609,7 +609,7 @@ class Engine:
             # A client's token acts on its own `sub` account and nothing else: acting for
             # another account takes the token Switch Account issues for it, whose `act` and
             # narrowed scope then apply (API.md, "Access decisions").
-            if subject.account != subject.actor.partition(":")[2]:
+            if subject.account != ident:
                 return _Denied(
                     f"acting as {facts.name(subject.account)}, only that account is "
                     f"in reach, not {owner}",
@@ -622,8 +622,8 @@ class Engine:
                 "token: one account",
                 owner,
             )
-        if subject.grant is not None and subject.account != subject.actor.partition(":")[2]:
-            link = facts.link_between(subject.actor.partition(":")[2], owner)
+        if subject.grant is not None and subject.account != ident:
+            link = facts.link_between(ident, owner)
             if link is None or facts.l_id[link] != subject.grant:
                 return _Denied(
                     f"the token's grant {subject.grant} no longer links them",
