@@ -127,6 +127,8 @@ class PolicySet:
     pm_at: int | None = field(init=False, repr=False, compare=False)
     #: The request field the matcher's index reads (`deciders`' keys), if any.
     index_at: int | None = field(init=False, repr=False, compare=False)
+    #: `str(rule)` of every line, made once: a decision names the line that decided it.
+    rule_text: dict[Rule, str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         fields = self.request_fields
@@ -135,6 +137,7 @@ class PolicySet:
         object.__setattr__(self, "pm_at", fields.index("pm") if "pm" in fields else None)
         index = self.matcher.index
         object.__setattr__(self, "index_at", index[0] if index is not None else None)
+        object.__setattr__(self, "rule_text", {rule: str(rule) for rule in self.rules})
 
     @classmethod
     def load(cls, model_path: Path | None = None, policy_dir: Path | None = None) -> PolicySet:
@@ -468,9 +471,10 @@ class Engine:
                     reason = self._pm_reason(pm, owner, request.resource.type)
                 else:
                     reason = self._deny_reason(request, found, owner, enforced, now)
-                return False, reason, str(found), enforced
+                return False, reason, self.policy.rule_text.get(found) or str(found), enforced
         assert found is not None  # every label's request found an allow line
-        return True, self._why(request.subject, owner, found, now), str(found), enforced
+        text = self.policy.rule_text.get(found) or str(found)
+        return True, self._why(request.subject, owner, found, now), text, enforced
 
     def deny(self, request: CheckRequest, reason: str, rule: str) -> Decision:
         """A logged denial decided before any policy line, for a reason found outside the
