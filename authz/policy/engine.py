@@ -344,8 +344,8 @@ _Answer = tuple[bool, str, str, tuple[str, ...]]
 Answers = dict[tuple["Subject", _Prepared], _Answer]
 
 
-#: The relations `g` does not answer from the paths alone (`Engine.roles`): every other
-#: `g(a, "rel", b)` in a matcher is `"rel" in g.held(a, b)`.
+#: The relations `g` does not answer from the paths alone (`Engine._decider_roles`): every
+#: other `g(a, "rel", b)` in a matcher is `"rel" in g.held(a, b, now)`.
 HELD = {"g": frozenset({ADOLESCENT_PROXY})}
 
 #: `model.conf`'s request as shipped: `_prepare` builds it without the compiled builder.
@@ -541,30 +541,6 @@ class Engine:
             "g2": facts.pm_belongs,
             "g3": g3,
         }
-
-    def roles(self, now: dt.datetime) -> dict[str, Callable[..., Any]]:
-        """The role functions a matcher calls, answered by the facts at `now`; `g` reads a
-        (subject, owner) pair's relations once however many lines ask."""
-        facts = self.facts
-        cache: dict[tuple[str, str], frozenset[str]] = {}
-
-        def held(sub: str, owner: str) -> frozenset[str]:
-            found = cache.get((sub, owner))
-            if found is None:
-                found = cache[(sub, owner)] = facts.path_relations(sub, owner, now)
-            return found
-
-        def g(sub: str, rel: str, owner: str) -> bool:
-            if rel == ADOLESCENT_PROXY:  # `facts.relations`, the band judged only if asked
-                return facts.proxy_of_adolescent(held(sub, owner), owner, now)
-            return rel in held(sub, owner)
-
-        def g3(caregiver: str, label: str, minor: str) -> bool:
-            return facts.shares(minor, caregiver, label)
-
-        # "g.held": what `g(a, rel, b)` answers as `rel in held(a, b)` for every relation but
-        # those in HELD["g"] (`Matcher.decider`).
-        return {"g": g, "g.held": held, "g2": facts.pm_belongs, "g3": g3}
 
     # -- the decision, step by step ----------------------------------------------------------
 
