@@ -1,10 +1,14 @@
 """Decision benchmark: the engine at N active grants beside pycasbin and a dict, same run.
 
     python -m bench decisions [--sizes 1000,100000,1000000] [--samples 20000] [--rounds 7]
+    python -m bench decisions --baseline REV [--sizes ...] [--samples ...] [--rounds ...]
 
 Each measurement runs in its own process over a SQLite store of N grants (families of two
 parents and two children, each parent holding an active grant on each child), so start-up time
 and resident memory are those of that process alone. Stores are cached in --dir.
+
+With --baseline REV, only the engine's decisions are timed, REV's tree against the current
+checkout's in paired, alternating rounds (`bench.decisions_paired`).
 """
 
 from __future__ import annotations
@@ -15,13 +19,20 @@ import json
 import os
 import random
 import resource
-import sqlite3
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from bench import decisions_paired
+from bench.decision_workload import best_of_three as _best_of_three
+from bench.decision_workload import build_store, record_history, requests
+from bench.decision_workload import stats as _stats
+from bench.decision_workload import timed as _timed
+
+__all__ = ["build_store", "main", "record_history", "requests"]
 
 TARGETS = {
     "median_us": 20.0,
@@ -39,184 +50,6 @@ def rss_mb() -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def build_store(path: Path, grants: int) -> None:
-    """A SQLite store with `grants` active grants (written directly, for speed)."""
-    from authz.store import migrate
-    from authz.store.db import make_engine
-
-    engine = make_engine(f"sqlite:///{path}")
-    migrate.upgrade(engine)
-    engine.dispose()
-    ts = "2026-11-02 09:00:00.000000"
-    con = sqlite3.connect(path)
-    con.execute(
-        "INSERT INTO organizations (id, name, entitlements, created_at) VALUES "
-        "('org_b', 'Bench Clinic', "
-        "'[\"linked_portal_access\"]', ?)",
-        (ts,),
-    )
-    con.execute(
-        "INSERT INTO providers (id, org_id, email, name, created_at) VALUES "
-        "('prv_b', 'org_b', 'lee@example.org', 'Dr. Lee', ?)",
-        (ts,),
-    )
-    families = max(1, grants // 4)
-    names = ["Jenna", "Mark", "Sam", "Ava", "Leo", "Mia", "Noah", "Zoe"]
-
-    def clients():
-        for f in range(families):
-            for k in range(4):
-                minor = k >= 2
-                ctype = "minor" if minor else "adult"
-                yield (
-                    f"cli_{f}_{k}",
-                    "org_b",
-                    names[(f + k) % 8],
-                    "",
-                    ctype,
-                    "2016-03-01" if minor else None,
-                    f"fam{f}@example.org",
-                    1,
-                    None,
-                    1,
-                    ts,
-                    ts,
-                )
-
-    con.executemany(
-        "INSERT INTO clients (id, org_id, first_name, last_name, client_type, "
-        "birth_date, email, email_verified, client_group, active, created_at, "
-        "updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-        clients(),
-    )
-
-    def links():
-        for f in range(families):
-            for p in (0, 1):
-                for c in (2, 3):
-                    a, b = f"cli_{f}_{c}", f"cli_{f}_{p}"
-                    yield (
-                        f"lnk_{f}_{p}{c}",
-                        "org_b",
-                        a,
-                        b,
-                        "|".join(sorted((a, b))),
-                        "parent",
-                        "adult",
-                        0,
-                        0,
-                        "prv_b",
-                        ts,
-                        ts,
-                        "active",
-                        "full",
-                        "ack",
-                        "prv_b",
-                        ts,
-                        ts,
-                        1,
-                    )
-
-    con.executemany(
-        "INSERT INTO links (id, org_id, original_client_id, linked_client_id, "
-        "pair_key, relationship, client_type, emergency_contact, notify, created_by, "
-        "created_at, updated_at, portal_status, access_level, acknowledgement, "
-        "acknowledged_by, acknowledged_at, activated_at, grant_version) VALUES "
-        "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        links(),
-    )
-    con.executemany(
-        "INSERT INTO payment_methods VALUES (?, 'org_b', ?, 'card', ?)",
-        ((f"pm_{f}_{k}", f"cli_{f}_{k}", ts) for f in range(families) for k in (0, 2)),
-    )
-    con.commit()
-    con.close()
-    record_history(path)
-
-
-def record_history(path: Path) -> None:
-    """One audited write through the store, as the service makes them: a snapshot of the facts
-    names the newest audit event, so a store without history is never snapshotted."""
-    from sqlalchemy import func, select
-
-    from authz.store.db import Store
-    from authz.store.models import AuditEvent
-
-    store = Store.from_url(f"sqlite:///{path}")
-    try:
-        with store.read() as session:
-            if session.execute(select(func.count()).select_from(AuditEvent)).scalar_one():
-                return
-        with store.write("bench", "org_b") as txn:
-            txn.record("org.update", "org_b", None, {"name": "Bench Clinic"})
-    finally:
-        store.engine.dispose()
-
-
-def _timed(fn: Any, args: list[Any]) -> list[float]:
-    out = []
-    clock = time.perf_counter_ns
-    for a in args:
-        t0 = clock()
-        fn(a)
-        out.append((clock() - t0) / 1000)
-    return out
-
-
-def _stats(samples: list[float]) -> dict[str, float]:
-    samples.sort()
-    return {
-        "median_us": statistics.median(samples),
-        "p99_us": samples[min(len(samples) - 1, int(len(samples) * 0.99))],
-    }
-
-
-def requests(grants: int, samples: int) -> list[Any]:
-    """The same mix of checks at every size: a parent's delegated token paying and reading
-    for their child (allowed and denied), and the child's token on the parent's account."""
-    from authz.policy.engine import CheckRequest, Resource, Subject
-
-    rng = random.Random(7)
-    families = max(1, grants // 4)
-    reqs: list[Any] = []
-    for _ in range(samples):
-        f, p, c = rng.randrange(families), rng.choice((0, 1)), rng.choice((2, 3))
-        sub = Subject(
-            f"client:cli_{f}_{p}", "org_b", f"cli_{f}_{c}", f"lnk_{f}_{p}{c}", "delegation"
-        )
-        kind = rng.randrange(4)
-        if kind == 0:  # allow: pay the child's invoice with the child's card
-            reqs.append(
-                CheckRequest(
-                    sub,
-                    "invoice.pay",
-                    Resource("invoice", "inv_1", f"cli_{f}_{c}"),
-                    f"pm_{f}_2" if c == 2 else f"pm_{f}_{c}",
-                )
-            )
-        elif kind == 1:  # deny: the parent's own card for the child's invoice
-            reqs.append(
-                CheckRequest(
-                    sub, "invoice.pay", Resource("invoice", "inv_1", f"cli_{f}_{c}"), f"pm_{f}_0"
-                )
-            )
-        elif kind == 2:  # read the child's documents, half of them PSY-labelled
-            doc = Resource("document", "d", f"cli_{f}_{c}", ("PSY",) if c == 3 else ())
-            reqs.append(CheckRequest(sub, "document.read", doc))
-        else:  # deny: the child's token on the parent's account
-            child = Subject(f"client:cli_{f}_{c}", "org_b", f"cli_{f}_{c}")
-            reqs.append(CheckRequest(child, "client.read", Resource("client", f"cli_{f}_{p}")))
-    return reqs
-
-
-def _best_of_three(check: Any, reqs: list[Any]) -> dict[str, float]:
-    """Median and p99 of the best of three timed passes, after a warm-up: the machine is
-    shared, and a pass that another process slowed down says nothing about the engine."""
-    for r in reqs[:2000]:
-        check(r)
-    return min((_stats(_timed(check, reqs)) for _ in range(3)), key=lambda s: s["median_us"])
 
 
 def worker_engine(db: Path, grants: int, samples: int) -> dict[str, Any]:
@@ -405,7 +238,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--size", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
+    ap.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="time only the decisions, REV's tree against this checkout's, in paired rounds",
+    )
     a = ap.parse_args(argv)
+    if a.baseline:
+        sizes = [int(s) for s in a.sizes.split(",")]
+        return decisions_paired.run(a.baseline, sizes, a.samples, a.rounds, Path(a.dir), a.json)
     if a.worker:
         if a.worker == "engine":
             res = worker_engine(Path(a.dir) / f"grants-{a.size}.db", a.size, a.samples)

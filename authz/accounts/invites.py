@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -303,7 +303,7 @@ def _accept(
         now = clock.now()
         _require_open(found, now)
         invite, link = found.invite, found.link
-        as_if_active = replace(grant_facts(link, found.receiver, found.caregiver), status="active")
+        as_if_active = grant_facts(link, found.receiver, found.caregiver)._replace(status="active")
         state = grants.effective_state(as_if_active, now, settings.majority_age)
         if not state.usable:
             raise Gone(f"this invite can no longer be used: {state.reason}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import itertools
 import os
@@ -23,8 +24,8 @@ from authz.base import clock
 from authz.base.errors import AuthzError
 from authz.base.principals import VIA, Principal
 from authz.policy import delegation, location, vocabulary
-from authz.policy.facts import FactIndex
-from authz.policy.matcher import Matcher, MatcherError, compile_matcher
+from authz.policy.facts import ADOLESCENT_PROXY, FactIndex
+from authz.policy.matcher import Decide, Matcher, MatcherError, compile_matcher
 from authz.policy.matcher import effect_kind as compile_effect
 
 #: The reviewed files shipped with the package; `AUTHZ_POLICY_DIR` names a deployment's own copy.
@@ -115,6 +116,28 @@ class PolicySet:
     allow: dict[str | None, tuple[Rule, ...]]
     #: Where the files were read from (what `GET /v1/policy` serves).
     files: location.Location
+    #: Per index value, `deny` and `allow` compiled into one function (`Matcher.decider`):
+    #: what a decision runs.
+    deciders: dict[str | None, Decide] = field(default_factory=dict)
+    #: `build(sub, owner, act, pm, type, id, lbl)` → a Casbin request in `request_fields`' order.
+    build_request: Callable[..., tuple[str, ...]] = field(init=False, repr=False, compare=False)
+
+    #: Whether the request is `SHIPPED_REQUEST` (built inline), and where its `pm` is.
+    shipped_request: bool = field(init=False, repr=False, compare=False)
+    pm_at: int | None = field(init=False, repr=False, compare=False)
+    #: The request field the matcher's index reads (`deciders`' keys), if any.
+    index_at: int | None = field(init=False, repr=False, compare=False)
+    #: `str(rule)` of every line, made once: a decision names the line that decided it.
+    rule_text: dict[Rule, str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        fields = self.request_fields
+        object.__setattr__(self, "build_request", _request_builder(fields))
+        object.__setattr__(self, "shipped_request", fields == SHIPPED_REQUEST)
+        object.__setattr__(self, "pm_at", fields.index("pm") if "pm" in fields else None)
+        index = self.matcher.index
+        object.__setattr__(self, "index_at", index[0] if index is not None else None)
+        object.__setattr__(self, "rule_text", {rule: str(rule) for rule in self.rules})
 
     @classmethod
     def load(cls, model_path: Path | None = None, policy_dir: Path | None = None) -> PolicySet:
@@ -162,6 +185,10 @@ class PolicySet:
         for rule in rules:
             key = rule[column] if column is not None else None
             (allow if rule.eft == "allow" else deny).setdefault(key, []).append(rule)
+        denies = {k: tuple(v) for k, v in deny.items()}
+        allows = {
+            k: tuple(sorted(v, key=lambda r: rank.get(r.rel, len(rank)))) for k, v in allow.items()
+        }
         return cls(
             tuple(rules),
             files_digest(model_path, policy_dir),
@@ -169,12 +196,17 @@ class PolicySet:
             request,
             matcher,
             effect,
-            {k: tuple(v) for k, v in deny.items()},
-            {
-                k: tuple(sorted(v, key=lambda r: rank.get(r.rel, len(rank))))
-                for k, v in allow.items()
-            },
+            denies,
+            allows,
             location.Location(model_path, policy_dir),
+            {
+                key: matcher.decider(
+                    denies.get(key, ()) if effect == "allow_unless_denied" else (),
+                    allows.get(key, ()),
+                    HELD,
+                )
+                for key in denies.keys() | allows.keys()
+            },
         )
 
 
@@ -312,6 +344,31 @@ _Answer = tuple[bool, str, str, tuple[str, ...]]
 Answers = dict[tuple["Subject", _Prepared], _Answer]
 
 
+#: The relations `g` does not answer from the paths alone (`Engine._decider_roles`): every
+#: other `g(a, "rel", b)` in a matcher is `"rel" in g.held(a, b, now)`.
+HELD = {"g": frozenset({ADOLESCENT_PROXY})}
+
+#: `model.conf`'s request as shipped: `_prepare` builds it without the compiled builder.
+SHIPPED_REQUEST = ("sub", "owner", "act", "pm", "lbl")
+
+#: The label of a request on an unlabelled resource (`r.lbl == ""`).
+_NO_LABEL = ("",)
+
+
+@functools.cache
+def _request_builder(fields: tuple[str, ...]) -> Callable[..., tuple[str, ...]]:
+    """`build(sub, owner, act, pm, type, id, lbl)` → the Casbin request in `fields`' order,
+    compiled once per model: a check builds one for each label, and a loop over the field
+    names costs more than the rest of the preparation."""
+    assert set(fields) <= set(REQUEST_FIELDS)  # names PolicySet.load accepted, nothing else
+    code = compile(
+        f"lambda sub, owner, act, pm, type, id, lbl: ({', '.join(fields)},)",
+        "<request fields>",
+        "eval",
+    )
+    return eval(code, {"__builtins__": {}})  # type: ignore[no-any-return]  # noqa: S307
+
+
 class _Denied(NamedTuple):
     reason: str
     rule: str
@@ -348,6 +405,10 @@ class Engine:
     facts: FactIndex
     log: Callable[[Decision], None] | None = None
     now: Callable[[], dt.datetime] = field(default=clock.now)
+    #: `_decider_roles()` and the facts they answer from.
+    _roles: tuple[FactIndex, dict[str, Callable[..., Any]]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def check(
         self,
@@ -396,18 +457,24 @@ class Engine:
         """Allowed, reason, rule and the Casbin request that decided, for a request that
         reached the policy lines: one Casbin request per label of the resource, all allowed."""
         owner, asked = prepared
-        act, pm = request.action, self._pm(request)
+        act = request.action
         found: Rule | None = None
         for enforced in asked:
-            allowed, found = self.evaluate(*enforced, now=now)
+            allowed, found = self._evaluate(enforced, now)
             if found is None:
                 rule = f"model.conf [policy_effect]: no allow line of {act} matches (default deny)"
                 return False, self._why_not(request.subject, owner, act, now), rule, enforced
             if not allowed:
-                reason = self._deny_reason(request, found, owner, pm, enforced, now)
-                return False, reason, str(found), enforced
+                if found.rel == PM_DENY:  # the usual deny line, its reason without detours
+                    at = self.policy.pm_at
+                    pm = enforced[at] if at is not None else self._pm(request)
+                    reason = self._pm_reason(pm, owner, request.resource.type)
+                else:
+                    reason = self._deny_reason(request, found, owner, enforced, now)
+                return False, reason, self.policy.rule_text.get(found) or str(found), enforced
         assert found is not None  # every label's request found an allow line
-        return True, self._why(request.subject, owner, found, now), str(found), enforced
+        text = self.policy.rule_text.get(found) or str(found)
+        return True, self._why(request.subject, owner, found, now), text, enforced
 
     def deny(self, request: CheckRequest, reason: str, rule: str) -> Decision:
         """A logged denial decided before any policy line, for a reason found outside the
@@ -439,36 +506,41 @@ class Engine:
     def evaluate(self, *request: str, now: dt.datetime | None = None) -> tuple[bool, Rule | None]:
         """Exactly Casbin's `enforce(*request)` over the compiled matcher: (allowed, the deny
         line that matched, else the allow line that matched, else None)."""
+        return self._evaluate(request, now or self.now())
+
+    def _evaluate(self, request: tuple[str, ...], now: dt.datetime) -> tuple[bool, Rule | None]:
         policy = self.policy
-        matcher = policy.matcher
-        key = request[matcher.index[0]] if matcher.index is not None else None
-        roles = self.roles(now or self.now())
-        test = matcher.test
-        if policy.effect == "allow_unless_denied":
-            for rule in policy.deny.get(key, ()):
-                if test(request, rule, roles):
-                    return False, rule
-        for rule in policy.allow.get(key, ()):
-            if test(request, rule, roles):
-                return True, rule
-        return False, None
+        at = policy.index_at
+        decide = policy.deciders.get(request[at] if at is not None else None)
+        if decide is None:  # no line is filed under the request's index value
+            return False, None
+        # The same answer as `matcher.test(request, rule, roles)` line by line, deny lines
+        # first (allow-unless-denied), without re-deciding each line's constants.
+        made = self._roles
+        if made is None or made[0] is not self.facts:
+            made = self._roles = (self.facts, self._decider_roles())
+        return decide(request, made[1], now)
 
-    def roles(self, now: dt.datetime) -> dict[str, Callable[..., bool]]:
-        """The role functions a matcher calls, answered by the facts at `now`; `g` reads a
-        (subject, owner) pair's relations once however many lines ask."""
+    def _decider_roles(self) -> dict[str, Callable[..., Any]]:
+        """The role functions of `PolicySet.deciders` over these facts (`HELD`): made once,
+        since the moment is an argument and a decision holds its own sets."""
         facts = self.facts
-        cache: dict[tuple[str, str], frozenset[str]] = {}
 
-        def g(sub: str, rel: str, owner: str) -> bool:
-            held = cache.get((sub, owner))
-            if held is None:
-                held = cache[(sub, owner)] = facts.relations(sub, owner, now)
-            return rel in held
+        def g_given(held: frozenset[str], sub: str, rel: str, owner: str, now: dt.datetime) -> bool:
+            # `rel in facts.relations(sub, owner, now)`, given the paths' relations.
+            if rel in held:
+                return True
+            return rel == ADOLESCENT_PROXY and facts.proxy_of_adolescent(held, owner, now)
 
         def g3(caregiver: str, label: str, minor: str) -> bool:
             return facts.shares(minor, caregiver, label)
 
-        return {"g": g, "g2": facts.pm_belongs, "g3": g3}
+        return {
+            "g.held": facts.path_relations,
+            "g.given": g_given,
+            "g2": facts.pm_belongs,
+            "g3": g3,
+        }
 
     # -- the decision, step by step ----------------------------------------------------------
 
@@ -487,7 +559,7 @@ class Engine:
                 "vocabulary: action and resource type differ",
                 None,
             )
-        kind = subject.actor.partition(":")[0]
+        kind, _, ident = subject.actor.partition(":")
         if kind not in ("client", "provider", "reviewer"):
             return _Denied(
                 f"{kind or 'this subject'} accounts never get access",
@@ -517,7 +589,7 @@ class Engine:
             # A client's token acts on its own `sub` account and nothing else: acting for
             # another account takes the token Switch Account issues for it, whose `act` and
             # narrowed scope then apply (API.md, "Access decisions").
-            if subject.account != subject.actor.partition(":")[2]:
+            if subject.account != ident:
                 return _Denied(
                     f"acting as {facts.name(subject.account)}, only that account is "
                     f"in reach, not {owner}",
@@ -530,8 +602,8 @@ class Engine:
                 "token: one account",
                 owner,
             )
-        if subject.grant is not None and subject.account != subject.actor.partition(":")[2]:
-            link = facts.link_between(subject.actor.partition(":")[2], owner)
+        if subject.grant is not None and subject.account != ident:
+            link = facts.link_between(ident, owner)
             if link is None or facts.l_id[link] != subject.grant:
                 return _Denied(
                     f"the token's grant {subject.grant} no longer links them",
@@ -544,25 +616,28 @@ class Engine:
                 "token: scope",
                 owner,
             )
-        bad = [label for label in res.labels if label not in vocabulary.LABELS]
-        if bad:
-            return _Denied(
-                f"unknown sensitivity label {bad[0]!r}", "vocabulary: unknown label", owner
-            )
-        values = {
-            "sub": subject.actor,
-            "owner": owner,
-            "act": req.action,
-            "pm": self._pm(req),
-            "type": res.type,
-            "id": res.id or "",
-        }
-        fields = self.policy.request_fields
-        asked = tuple(
-            tuple(label if f == "lbl" else values[f] for f in fields)
-            for label in (sorted(set(res.labels)) or [""])
+        labels: Sequence[str] = _NO_LABEL
+        if res.labels:
+            for label in res.labels:
+                if label not in vocabulary.LABELS:
+                    return _Denied(
+                        f"unknown sensitivity label {label!r}", "vocabulary: unknown label", owner
+                    )
+            labels = sorted(set(res.labels))
+        pm = ""
+        if action.payment == "resource":
+            pm = res.id or ""
+        elif action.payment == "context":
+            pm = req.payment_method or ""
+        if labels is _NO_LABEL:  # most checks: one request, no loop
+            if self.policy.shipped_request:
+                return owner, ((subject.actor, owner, req.action, pm, ""),)
+            build = self.policy.build_request
+            return owner, (build(subject.actor, owner, req.action, pm, res.type, res.id or "", ""),)
+        build, rid = self.policy.build_request, res.id or ""
+        return owner, tuple(
+            build(subject.actor, owner, req.action, pm, res.type, rid, label) for label in labels
         )
-        return owner, asked
 
     @staticmethod
     def _pm(req: CheckRequest) -> str:
@@ -650,12 +725,10 @@ class Engine:
         request: CheckRequest,
         rule: Rule,
         owner: str,
-        pm: str,
         enforced: tuple[str, ...],
         now: dt.datetime,
     ) -> str:
-        if rule.rel == PM_DENY:
-            return self._pm_reason(pm, owner, request.resource.type)
+        """Why a deny line other than the payment method's matched (`_answer` words that)."""
         band = self.facts.band(owner, now)
         fields = self.policy.request_fields
         label = enforced[fields.index("lbl")] if "lbl" in fields else ""

@@ -25,7 +25,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from authz.base import clock
 from authz.base.emails import email_key
 from authz.base.errors import StoreUnavailable
-from authz.policy import grants, snapshot
+from authz.policy import grants, snapshot, vocabulary
 from authz.policy.age_bands import Band, BandTable
 from authz.store import deadline
 from authz.store.db import Store
@@ -54,6 +54,9 @@ _ACTIVE_STATUS = _ST["active"]
 _NONE = -1
 #: The relation a caregiver holds on a minor in the adolescent band (policies/adolescents.csv).
 ADOLESCENT_PROXY = "adolescent_proxy"
+_PROXY = frozenset((ADOLESCENT_PROXY,))
+_NO_RELATIONS: frozenset[str] = frozenset()
+_ONE_RELATION = {rel: frozenset((rel,)) for rel in vocabulary.RELATIONS}
 # Smaller indexes read the store quickly enough without a snapshot.
 SNAPSHOT_MIN_ROWS = 100_000
 # Above this many touched rows, one full reload is cheaper than row-by-row refresh.
@@ -730,12 +733,37 @@ class FactIndex:
     def relations(self, sub: str, owner: str, now: dt.datetime) -> frozenset[str]:
         """Every relation `g(sub, ·, owner)` holds: the paths', and `adolescent_proxy` for a
         caregiver of a minor in the adolescent band of the organization's jurisdiction."""
-        held = {p.rel for p in self.paths(sub, owner, now)}
-        if any(rel.startswith("caregiver_") for rel in held):
-            band = self.band(owner, now)
-            if band is not None and band.name == "adolescent":
-                held.add(ADOLESCENT_PROXY)
-        return frozenset(held)
+        held = self.path_relations(sub, owner, now)
+        return held | _PROXY if self.proxy_of_adolescent(held, owner, now) else held
+
+    def path_relations(self, sub: str, owner: str, now: dt.datetime) -> frozenset[str]:
+        """The relations of `sub`'s paths to `owner`: `relations` but `adolescent_proxy`."""
+        paths = self.paths(sub, owner, now)
+        if len(paths) == 1:  # most pairs: one relation, its set made once
+            return _ONE_RELATION.get(paths[0].rel) or frozenset((paths[0].rel,))
+        return frozenset([p.rel for p in paths]) if paths else _NO_RELATIONS
+
+    def proxy_of_adolescent(self, held: frozenset[str], owner: str, now: dt.datetime) -> bool:
+        """Whether `adolescent_proxy` holds, given the path relations `held` on `owner`: a
+        caregiver of a minor in the adolescent band. Asked apart from the paths, because most
+        checks never ask it (the matcher asks it of labelled resources and messages only)."""
+        for rel in held:
+            if rel.startswith("caregiver_"):
+                return self.adolescent(owner, now)
+        return False
+
+    def adolescent(self, cid: str, now: dt.datetime) -> bool:
+        """`band(cid, now).name == "adolescent"`, without building the band (each caregiver's
+        check asks)."""
+        i = self.client_index(cid)
+        if i is None:
+            return False
+        birth = self.c_rec[i * _C + _C_BIRTH]
+        if not birth:
+            return False
+        ages = self.bands.ages(self.org_jurisdiction[self.c_rec[i * _C + _C_ORG]])
+        age = grants.age_on(dt.date.fromordinal(birth), now.date())
+        return ages.adolescent <= age < ages.adult
 
     def put_staff(self, table: dict[str, tuple[int, str]], row: Any) -> None:
         org = self.orgs.get(row[1])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from typing import NamedTuple
 
 #: The organization entitlement without which no portal-access grant is active.
 ENTITLEMENT = "linked_portal_access"
@@ -41,8 +41,11 @@ def majority_date(birth_date: dt.date, majority_age: int) -> dt.date:
         return dt.date(birth_date.year + majority_age, 3, 1)
 
 
-@dataclass(frozen=True)
-class GrantFacts:
+# Named tuples, not frozen dataclasses: a caregiver's every check builds one of each, and a
+# frozen dataclass takes a microsecond more to build (it sets each field through `object`).
+
+
+class GrantFacts(NamedTuple):
     """What decides whether a grant lets the caregiver act now."""
 
     status: str | None
@@ -55,8 +58,7 @@ class GrantFacts:
     review_by: dt.datetime | None = None
 
 
-@dataclass(frozen=True)
-class GrantState:
+class GrantState(NamedTuple):
     """The effective state of a grant at a moment, with the reason in plain words."""
 
     effective: str

@@ -155,23 +155,41 @@ class _Parser:
         return ("call", value, tuple(args))
 
 
-def _python(node: Node) -> str:
+def _python(
+    node: Node,
+    held: Mapping[str, frozenset[str]] | None = None,
+    hoisted: dict[tuple[str, str, str], str] | None = None,
+) -> str:
+    """Python for `node`; with `held` (`Matcher.decider`), a role call with a constant second
+    argument outside `held[role]` reads the role's set once per pair of other arguments."""
+
+    def py(n: Node) -> str:
+        return _python(n, held, hoisted)
+
     kind = node[0]
     if kind == "or":
-        return f"({_python(node[1])} or {_python(node[2])})"
+        return f"({py(node[1])} or {py(node[2])})"
     if kind == "and":
-        return f"({_python(node[1])} and {_python(node[2])})"
+        return f"({py(node[1])} and {py(node[2])})"
     if kind == "not":
-        return f"(not {_python(node[1])})"
+        return f"(not {py(node[1])})"
     if kind in ("eq", "ne"):
         op = "==" if kind == "eq" else "!="
-        return f"({_python(node[1])} {op} {_python(node[2])})"
-    if kind == "str":
+        return f"({py(node[1])} {op} {py(node[2])})"
+    if kind in ("str", "const"):
         return repr(node[1])
     if kind == "field":
         return f"{node[1]}[{node[2]}]"
-    args = ", ".join(_python(a) for a in node[2])
-    return f"R[{node[1]!r}]({args})"
+    name, args = node[1], node[2]
+    if held is not None and hoisted is not None and name in held and len(args) == 3:
+        a, b = py(args[0]), py(args[2])
+        var = hoisted.setdefault((name, a, b), f"h{len(hoisted)}")
+        # Read on first use (a short-circuited test may never need it), then reused.
+        found = f"({var} if {var} is not None else ({var} := R[{name + '.held'!r}]({a}, {b}, N)))"
+        if args[1][0] == "str" and args[1][1] not in held[name]:
+            return f"({args[1][1]!r} in {found})"
+        return f"R[{name + '.given'!r}]({found}, {a}, {py(args[1])}, {b}, N)"
+    return f"R[{name!r}]({', '.join(py(a) for a in args)})"
 
 
 def _conjuncts(node: Node) -> list[Node]:
@@ -184,6 +202,10 @@ def _conjuncts(node: Node) -> list[Node]:
 Compiled = Callable[[Sequence[str], Sequence[str], Mapping[str, Callable[..., bool]]], bool]
 
 
+#: `decide(r, R, now)` → (allowed, the line that decided, or None): `Matcher.decider`.
+Decide = Callable[[Sequence[str], Mapping[str, Callable[..., Any]], Any], tuple[bool, Any]]
+
+
 @dataclass(frozen=True)
 class Matcher:
     """A compiled matcher: `test(r, p, roles)`, and the index `(r field, p field)` or None."""
@@ -192,6 +214,81 @@ class Matcher:
     test: Compiled
     index: tuple[int, int] | None
     roles: frozenset[str]
+    #: The parsed matcher, and its top-level conjunct that is the index (or None).
+    tree: Node = ()
+    index_node: Node | None = None
+
+    def decider(
+        self,
+        deny: Sequence[Sequence[str]],
+        allow: Sequence[Sequence[str]],
+        held: Mapping[str, frozenset[str]],
+    ) -> Decide:
+        """One function deciding a request over these lines, as `test` line by line would:
+        the first deny line that matches, else the first allow line, else (False, None).
+
+        Each line is the matcher with the line's fields as constants and every comparison
+        that no longer depends on the request decided now (`r.act == p.act && p.eft ==
+        "allow" && …` on an allow line leaves `g(…)`); a line no request can match is left
+        out. The index conjunct counts as true: the engine passes only the lines filed under
+        the request's index value (`PolicySet.load`).
+
+        `held` names the roles that answer through a set, each with the relations its set
+        leaves out: `role(a, rel, b)` becomes `rel in R["role.held"](a, b, now)` for a
+        constant `rel` outside them, else `R["role.given"](that set, a, rel, b, now)`; the
+        set is read at most once per (a, b) in a decision. Other roles are `R[role](…)`."""
+        body: list[str] = []
+        lines: list[tuple[bool, Any]] = []
+        hoisted: dict[tuple[str, str, str], str] = {}
+        for allowed, rules in ((False, deny), (True, allow)):
+            for p in rules:
+                node = _specialise(self.tree, p, self.index_node)
+                if node == _FALSE:
+                    continue
+                body.append(f"    if {_python(node, held, hoisted)}: return L[{len(lines)}]")
+                lines.append((allowed, p))
+        head = [f"    {name} = None" for name in hoisted.values()]
+        source = "\n".join(["def decide(r, R, N):", *head, *body, "    return NONE", ""])
+        scope: dict[str, Any] = {"__builtins__": {}, "L": lines, "NONE": (False, None)}
+        exec(compile(source, "<model.conf matcher, per line>", "exec"), scope)  # noqa: S102
+        return scope["decide"]  # type: ignore[no-any-return]
+
+
+_TRUE: Node = ("const", True)
+_FALSE: Node = ("const", False)
+
+
+def _specialise(node: Node, p: Sequence[str], index_node: Node | None) -> Node:
+    """`node` with the policy line's fields as strings and constant parts folded."""
+    if node is index_node:
+        return _TRUE
+    kind = node[0]
+    if kind == "field":
+        return ("str", p[node[2]]) if node[1] == "p" else node
+    if kind in ("str", "const"):
+        return node
+    if kind in ("eq", "ne"):
+        left, right = _specialise(node[1], p, None), _specialise(node[2], p, None)
+        if left[0] == "str" and right[0] == "str":
+            return _TRUE if (left[1] == right[1]) == (kind == "eq") else _FALSE
+        return (kind, left, right)
+    if kind == "not":
+        inner = _specialise(node[1], p, index_node)
+        if inner[0] == "const":
+            return _FALSE if inner[1] else _TRUE
+        return ("not", inner)
+    if kind == "call":
+        return ("call", node[1], tuple(_specialise(a, p, None) for a in node[2]))
+    left, right = _specialise(node[1], p, index_node), _specialise(node[2], p, index_node)
+    # `and` and `or` over booleans: a constant side decides or drops out.
+    absorbing, neutral = (_FALSE, _TRUE) if kind == "and" else (_TRUE, _FALSE)
+    if absorbing in (left, right):
+        return absorbing
+    if left == neutral:
+        return right
+    if right == neutral:
+        return left
+    return (kind, left, right)
 
 
 def compile_matcher(
@@ -200,17 +297,17 @@ def compile_matcher(
     """Compile `text` over the named request and policy fields and role functions (name →
     arity), or raise MatcherError naming the construct outside the subset."""
     tree = _Parser(text, request, policy, roles).parse()
-    index = None
+    index = index_node = None
     for part in _conjuncts(tree):
         if part[0] == "eq" and {part[1][0], part[2][0]} == {"field"}:
             sides = {part[1][1]: part[1][2], part[2][1]: part[2][2]}
             if set(sides) == {"r", "p"}:
-                index = (sides["r"], sides["p"])
+                index, index_node = (sides["r"], sides["p"]), part
                 break
     code = compile(f"lambda r, p, R: {_python(tree)}", "<model.conf matcher>", "eval")
     fn = eval(code, {"__builtins__": {}})  # noqa: S307 - built from the validated tree only
     used = frozenset(re.findall(r"R\['(\w+)'\]", _python(tree)))
-    return Matcher(text, fn, index, used)
+    return Matcher(text, fn, index, used, tree, index_node)
 
 
 EFFECTS = {

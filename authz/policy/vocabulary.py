@@ -6,6 +6,7 @@ least one policy line (`check_policy_lines` proves both; `authz policy check` ru
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -36,8 +37,9 @@ class Action:
     scope: str | None = None
     payment: str | None = None
 
-    @property
+    @functools.cached_property
     def resource_type(self) -> str:
+        """The resource type the action applies to (read on every check, so kept)."""
         return self.name.partition(".")[0]
 
 
