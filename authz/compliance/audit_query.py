@@ -247,7 +247,7 @@ def read(
             {"filters": f.as_dict(), "cursor": page.after, "returned": len(items)},
             [f.client] if f.client else None,
         )
-        revision = txn.revision
+    revision = txn.revision
     return {
         "items": items,
         "next_cursor": _cursor(c_after, d_after) if more else None,

@@ -239,16 +239,24 @@ class Store:
         """Audit rows that change nothing a decision reads (an issued token, a refusal, a
         reading of the trail): the same writers' lock and chain as `write`, but the revision
         stays where it is (the rows carry it), so no process refreshes its facts for them.
-        In SQLAlchemy Core: a token request writes one, and the ORM was most of its cost."""
+        In SQLAlchemy Core: a token request writes one, and the ORM was most of its cost.
+
+        The block only records events: they are built before the writers' lock is taken (a
+        token request's are most of its time under it, and on SQLite a writer that finds the
+        lock taken sleeps a millisecond or more), then the lock is taken, the revision
+        read, and the rows hashed and inserted. `txn.revision` is known after the block."""
+        txn = AuditTxn(0, actor, org_id, self.policy_digest())
+        yield txn
+        if not txn.events:
+            return
         with _store_errors(), self.engine.begin() as conn:
             # Takes the writers' lock as `write` does, without moving the revision.
-            revision = int(conn.execute(_HOLD_REVISION).scalar_one())
-            txn = AuditTxn(revision, actor, org_id, self.policy_digest())
-            yield txn
-            if txn.events:
-                _chain(txn.events, conn.execute(_CHAIN_TAIL).scalar_one_or_none())
-                rows = [{c: getattr(ev, c) for c in _AUDIT_COLUMNS} for ev in txn.events]
-                conn.execute(_AUDIT_INSERT, rows)
+            txn.revision = int(conn.execute(_HOLD_REVISION).scalar_one())
+            for ev in txn.events:
+                ev.revision = txn.revision
+            _chain(txn.events, conn.execute(_CHAIN_TAIL).scalar_one_or_none())
+            rows = [{c: getattr(ev, c) for c in _AUDIT_COLUMNS} for ev in txn.events]
+            conn.execute(_AUDIT_INSERT, rows)
 
     def close(self) -> None:
         """Close the connections and the revision hint."""
