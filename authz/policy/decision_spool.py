@@ -12,7 +12,7 @@ decisions the store does not hold yet (by id) at the end of the chain, and remov
 
 Guarantee: a decision that was answered survives the death of its process (its bytes are in
 the kernel's page cache of the file, which outlives the process). It survives the death of the
-machine only once synced: the log's writer syncs the segments every tick (0.2 s) while the store
+machine only once synced: the log's writer syncs the segments every tick (1 s) while the store
 is not taking decisions, and at a graceful stop; while the store takes them, they are in the
 store within that tick. A line cut by a kill in the middle of its copy was never answered:
 only whole lines (ending in a newline, holding no NUL) are replayed.
