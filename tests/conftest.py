@@ -85,9 +85,12 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def settings_env(db_url: str) -> dict[str, str]:
+def settings_env(db_url: str, tmp_path: Path) -> dict[str, str]:
     return {
         "AUTHZ_DATABASE_URL": db_url,
+        # A test's own spool: a PostgreSQL database is reused (truncated) by the tests of one
+        # process, and what an earlier test left spooled would be replayed into the next one.
+        "AUTHZ_DECISION_SPOOL_DIR": str(tmp_path / "decision-spool"),
         "AUTHZ_DEV_MODE": "1",
         "AUTHZ_ISSUER": "http://authz.test",
         "AUTHZ_PORTAL_URL": "http://portal.test",

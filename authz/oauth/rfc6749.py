@@ -52,6 +52,8 @@ def strict_request(request: Any, several: tuple[str, ...] = ()) -> None:
     _one_authentication(request.headers.get("Authorization", ""), form)
 
 
+#: The one client assertion type the token endpoint takes (RFC 7523 §2.2).
+JWT_BEARER_ASSERTION = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,40}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -76,6 +78,13 @@ def _one_authentication(authorization: str, form: Any) -> None:
     if len(methods) > 1:
         raise InvalidRequestError(
             description=f"use one client authentication method, not {' and '.join(methods)}"
+        )
+    if ("client_assertion_type" in form or "client_assertion" in form) and (
+        form.get("client_assertion_type") != JWT_BEARER_ASSERTION or "client_assertion" not in form
+    ):
+        # RFC 7521 §4.2: both or neither, and the one type this server takes (RFC 7523 §2.2).
+        raise InvalidRequestError(
+            description=f"client_assertion needs client_assertion_type {JWT_BEARER_ASSERTION}"
         )
     if basic and "client_id" in form:
         try:

@@ -122,7 +122,15 @@ def test_a_long_request_line_and_a_long_header_are_problems(api: Api) -> None:
 
 @pytest.mark.parametrize(
     "variant",
-    ["grant_type twice", "scope twice", "in the query", "basic and secret", "another client_id"],
+    [
+        "grant_type twice",
+        "scope twice",
+        "in the query",
+        "basic and secret",
+        "another client_id",
+        "an assertion type of another kind",
+        "an assertion type without an assertion",
+    ],
 )
 def test_client_credentials_is_as_strict_as_the_exchange(api: Api, variant: str) -> None:
     data: Any = {"grant_type": "client_credentials", "scope": "authz:check"}
@@ -136,6 +144,10 @@ def test_client_credentials_is_as_strict_as_the_exchange(api: Api, variant: str)
         path += "?scope=authz:admin"
     elif variant == "basic and secret":
         data["client_secret"] = api.client_secret
+    elif variant == "an assertion type of another kind":
+        data["client_assertion_type"] = "null"  # found by schemathesis: it was ignored
+    elif variant == "an assertion type without an assertion":
+        data["client_assertion_type"] = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
     else:
         data["client_id"] = "oc_someoneelse"
     body = "&".join(f"{k}={v}" for k, v in (data.items() if isinstance(data, dict) else data))

@@ -117,7 +117,7 @@ def test_a_graceful_stop_writes_every_decision_it_answered(
     api: Api, settings_env: dict[str, str], tmp_path: Path
 ) -> None:
     """Checks run until SIGTERM: every decision a worker answered is in the store afterwards,
-    including those still batched in memory when the stop came (the log writes every 0.2 s)."""
+    including those still batched in memory when the stop came (the log writes every second)."""
     import threading
 
     from sqlalchemy import func, select
