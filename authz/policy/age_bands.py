@@ -105,11 +105,23 @@ class BandTable:
         """The band of a minor born on `birth`, on `day`."""
         ages = self.ages(jurisdiction)
         age = age_on(birth, day)
-        if age < ages.adolescent:
-            return Band("child", ages, age, majority_date(birth, ages.adolescent), "adolescent")
-        if age < ages.adult:
-            return Band("adolescent", ages, age, majority_date(birth, ages.adult), "adult")
-        return Band("adult", ages, age, None, None)
+        name = _name(ages, age)
+        if name == "child":
+            return Band(name, ages, age, majority_date(birth, ages.adolescent), "adolescent")
+        if name == "adolescent":
+            return Band(name, ages, age, majority_date(birth, ages.adult), "adult")
+        return Band(name, ages, age, None, None)
+
+    def band_name(self, jurisdiction: str | None, birth: dt.date, day: dt.date) -> str:
+        """`band(…).name` without the rest of the band (a caregiver's check asks it)."""
+        return _name(self.ages(jurisdiction), age_on(birth, day))
+
+
+def _name(ages: Ages, age: int) -> str:
+    """The band an age falls in: the one rule the table's ages are read by."""
+    if age < ages.adolescent:
+        return "child"
+    return "adolescent" if age < ages.adult else "adult"
 
 
 #: What each band takes from a caregiver, in words (policies/adolescents.csv decides).

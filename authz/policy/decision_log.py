@@ -443,9 +443,9 @@ class DecisionLog:
         # every worker waits for: inside it, one sha256 a row and the insert.
         rows: list[tuple[str, list[Any]]] = []
         revision, revision_s = -1, ""
-        # The wall time's text up to the second, for the second that `base` starts: most
-        # decisions of a batch share it, and formatting a datetime is costly.
-        base, end, prefix = _EPOCH, _EPOCH, ""
+        # The wall time's text up to the second is formatted once a second: most decisions of
+        # a batch share it, and formatting a datetime is costly.
+        wall = _WallSecond()
         # The decisions of one check-batch share their moment and their subject object: their
         # text is built once.
         when: Any = None
@@ -461,13 +461,7 @@ class DecisionLog:
             req = d.request
             if d.at is not when:
                 when = d.at
-                if when.tzinfo is dt.UTC and base <= when < end:
-                    at = f"{prefix}{when.microsecond:06d}"
-                else:
-                    at = utc_wall(when)
-                    if when.tzinfo is dt.UTC:
-                        base = when.replace(microsecond=0)
-                        end, prefix = base + _SECOND, at[:20]
+                at = wall.text(when)
             if req.subject is not subject:
                 subject = req.subject
                 org = subject.org or None

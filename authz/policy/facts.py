@@ -761,9 +761,9 @@ class FactIndex:
         birth = self.c_rec[i * _C + _C_BIRTH]
         if not birth:
             return False
-        ages = self.bands.ages(self.org_jurisdiction[self.c_rec[i * _C + _C_ORG]])
-        age = grants.age_on(dt.date.fromordinal(birth), now.date())
-        return ages.adolescent <= age < ages.adult
+        jurisdiction = self.org_jurisdiction[self.c_rec[i * _C + _C_ORG]]
+        name = self.bands.band_name(jurisdiction, dt.date.fromordinal(birth), now.date())
+        return name == "adolescent"
 
     def put_staff(self, table: dict[str, tuple[int, str]], row: Any) -> None:
         org = self.orgs.get(row[1])
