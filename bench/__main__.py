@@ -5,7 +5,17 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from bench import catch_up, cli, decision_log, decisions, http_checks, load, review, token_exchange
+from bench import (
+    catch_up,
+    cli,
+    decision_log,
+    decisions,
+    granian_interfaces,
+    http_checks,
+    load,
+    review,
+    token_exchange,
+)
 
 
 def _token_exchange(argv: list[str]) -> int:
@@ -18,6 +28,7 @@ BENCHES: dict[str, Callable[[list[str]], int]] = {
     "decisions": decisions.main,
     "decision_log": decision_log.main,
     "http_checks": http_checks.main,
+    "granian_interfaces": granian_interfaces.main,
     "token_exchange": _token_exchange,
     "load": load.main,
     "catch_up": catch_up.main,

@@ -291,9 +291,11 @@ def wrk(
     auth: str = "",
     server: int | None = None,
     content_type: str = "application/json",
+    drain: float = 3.0,
 ) -> dict[str, Any]:
     """One warmed-up wrk run; with `server` (a server's master pid), also the CPU seconds its
-    workers spent per request during the run, which the machine's other load does not skew."""
+    workers spent per request during the run, which the machine's other load does not skew.
+    Then `drain` seconds of rest for the server's decision log."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(
             WRK_SCRIPT
@@ -312,7 +314,7 @@ def wrk(
         run = subprocess.run([*cmd, f"-d{seconds}s"], capture_output=True, text=True, check=True)
         cpu = _workers_cpu(server) - cpu if server else 0.0
         # Let the decision log drain before the next run, so that no run pays for another's.
-        time.sleep(3)
+        time.sleep(drain)
     finally:
         os.unlink(script.name)
     line = next(x for x in run.stdout.splitlines() if x.startswith("WRK "))
