@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import create_engine, event, insert, select, text, update
+from sqlalchemy import Table, bindparam, create_engine, event, insert, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -99,12 +100,47 @@ def _chain(events: list[AuditEvent], tail: str | None) -> None:
         ev.prev_hash = prev
         ev.hash = prev = audit.event_hash(ev)
 
+
 _HOLD_REVISION = (
     update(State).where(State.id == 1).values(revision=State.revision).returning(State.revision)
 )
 _CHAIN_TAIL = select(AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
 _AUDIT_COLUMNS = [c.key for c in AuditEvent.__table__.columns if c.key != "seq"]
-_AUDIT_INSERT = insert(AuditEvent)
+
+
+class _AuditAppend:
+    """`Store.append_audit`'s three statements as one dialect's driver SQL, with the columns'
+    own bind processors (SQLAlchemy's encoding of times and JSON, taken from it, not copied).
+
+    Driven on the driver's cursor: SQLAlchemy's execution of three small statements cost as
+    much as SQLite's work for them (a switch of account: 450 µs for the audit row through
+    SQLAlchemy Core against 255 µs on the driver, in-process on a 2-core VM)."""
+
+    def __init__(self, engine: Engine) -> None:
+        dialect = engine.dialect
+        literal = {"literal_binds": True}
+        self.hold = str(_HOLD_REVISION.compile(dialect=dialect, compile_kwargs=literal))
+        self.tail = str(_CHAIN_TAIL.compile(dialect=dialect, compile_kwargs=literal))
+        table = cast(Table, AuditEvent.__table__)
+        stmt = insert(table).values({c: bindparam(c) for c in _AUDIT_COLUMNS})
+        compiled = stmt.compile(dialect=dialect)
+        self.insert = str(compiled)
+        #: Positional drivers (SQLite) take values in the statement's order; others by name.
+        self.order: list[str] | None = (
+            list(compiled.positiontup or []) if compiled.positional else None
+        )
+        self.processors = {
+            c: table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in _AUDIT_COLUMNS
+        }
+        #: The driver's errors that mean the store did not answer or the connection broke.
+        self.unavailable: type[Exception] = dialect.loaded_dbapi.OperationalError
+
+    def params(self, ev: AuditEvent) -> list[Any] | dict[str, Any]:
+        values = {}
+        for column, process in self.processors.items():
+            value = getattr(ev, column)
+            values[column] = process(value) if process is not None else value
+        return [values[c] for c in self.order] if self.order is not None else values
 
 
 @dataclass
@@ -249,14 +285,33 @@ class Store:
         yield txn
         if not txn.events:
             return
+        sql = self._audit_append
         with _store_errors(), self.engine.begin() as conn:
-            # Takes the writers' lock as `write` does, without moving the revision.
-            txn.revision = int(conn.execute(_HOLD_REVISION).scalar_one())
-            for ev in txn.events:
-                ev.revision = txn.revision
-            _chain(txn.events, conn.execute(_CHAIN_TAIL).scalar_one_or_none())
-            rows = [{c: getattr(ev, c) for c in _AUDIT_COLUMNS} for ev in txn.events]
-            conn.execute(_AUDIT_INSERT, rows)
+            dbapi: Any = conn.connection.driver_connection
+            try:
+                with deadline.guard(self.engine, dbapi):
+                    cur = dbapi.cursor()
+                    try:
+                        # Takes the writers' lock as `write` does, without moving the revision.
+                        cur.execute(sql.hold)
+                        txn.revision = int(cur.fetchone()[0])
+                        for ev in txn.events:
+                            ev.revision = txn.revision
+                        cur.execute(sql.tail)
+                        tail = cur.fetchone()
+                        _chain(txn.events, tail[0] if tail else None)
+                        cur.executemany(sql.insert, [sql.params(ev) for ev in txn.events])
+                    finally:
+                        cur.close()
+            except sql.unavailable as exc:
+                # Not through SQLAlchemy, so not wrapped by it: a broken connection must not
+                # go back to the pool, and the caller sees the store's unavailability.
+                conn.invalidate()
+                raise StoreUnavailable(f"the store did not answer: {type(exc).__name__}") from exc
+
+    @functools.cached_property
+    def _audit_append(self) -> _AuditAppend:
+        return _AuditAppend(self.engine)
 
     def close(self) -> None:
         """Close the connections and the revision hint."""
