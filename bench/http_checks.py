@@ -31,6 +31,7 @@ import contextlib
 import gc
 import json
 import os
+import select
 import shutil
 import signal
 import statistics
@@ -284,14 +285,39 @@ def _start(cmd: list[str], env: dict[str, str], url: str, probe: str) -> subproc
 
 def _stop(server: subprocess.Popen[bytes], grace: float = 30.0) -> None:
     """A graceful stop of the master (SIGTERM), then SIGKILL to whatever of its process group
-    is left: a master killed after its grace time must not leave workers behind, holding a
-    core and a port (seen once in a loaded test run)."""
+    is left, and a wait until none of it runs: a master killed after its grace time must not
+    leave workers behind, holding a core and a port (seen once in a loaded test run)."""
     server.terminate()
     with contextlib.suppress(subprocess.TimeoutExpired):
         server.wait(timeout=grace)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(server.pid, signal.SIGKILL)
     server.wait()
+    # SIGKILL is delivered at once, but a worker with a dozen threads takes a moment to tear
+    # down (a loaded suite run saw one still running right after): wait on each one's exit.
+    deadline = time.monotonic() + 10
+    for pid in live_in_group(server.pid):
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            continue
+        try:
+            select.select([fd], [], [], max(deadline - time.monotonic(), 0))
+        finally:
+            os.close(fd)
+
+
+def live_in_group(pgid: int) -> list[int]:
+    """Processes of process group `pgid` that still run (zombies waiting to be reaped do not)."""
+    live = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            live.append(int(stat.parent.name))
+    return live
 
 
 def wrk(

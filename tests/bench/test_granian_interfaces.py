@@ -11,7 +11,7 @@ import requests
 
 from bench import granian_interfaces
 from bench.common import free_port
-from bench.http_checks import _start, _stop
+from bench.http_checks import _start, _stop, live_in_group
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,22 +30,9 @@ def test_each_interface_reads_the_body_and_answers_the_constant() -> None:
             # These servers hold nothing to write: a short grace, then the group is killed.
             _stop(server, grace=5)
         # Stopped means stopped: no worker outlives its master (none is left in the group).
-        assert _live_in_group(server.pid) == [], name
+        assert live_in_group(server.pid) == [], name
         assert ok.status_code == 200, name
         assert ok.headers["content-type"] == "application/json", name
         assert json.loads(ok.content) in ({"allowed": True}, {"ok": True}), name
         if name != "flask":  # the bare Flask ceiling ignores the body, as in http_checks
             assert broken.status_code == 500, name
-
-
-def _live_in_group(pgid: int) -> list[int]:
-    """Processes of process group `pgid` that still run (zombies waiting to be reaped do not)."""
-    live = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
-            live.append(int(stat.parent.name))
-    return live
