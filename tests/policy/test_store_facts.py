@@ -8,6 +8,8 @@ import tracemalloc
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from authz.accounts import clients, invites, links, orgs, payments
@@ -335,3 +337,30 @@ def test_the_catch_up_query_reads_the_revision_index(db_url: str) -> None:
     finally:
         store.close()
     assert "ix_audit_events_revision" in plan, plan
+
+
+@given(
+    moment=st.datetimes(
+        min_value=dt.datetime(1900, 1, 1), max_value=dt.datetime(2200, 1, 1), timezones=st.none()
+    ),
+    offset_minutes=st.integers(-14 * 60, 14 * 60),
+)
+def test_a_moment_reads_the_same_in_every_form_a_store_hands_it(
+    moment: dt.datetime, offset_minutes: int
+) -> None:
+    # A full load converts a million of these: naive text (SQLite), datetimes (PostgreSQL), and
+    # text with an offset (written by hand). Naive means UTC; every form is the same instant.
+    from authz.policy.facts import _day, _micros
+
+    exact = (
+        moment.replace(tzinfo=dt.UTC) - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    ) // dt.timedelta(microseconds=1) or 1
+    elsewhere = moment.replace(tzinfo=dt.UTC).astimezone(
+        dt.timezone(dt.timedelta(minutes=offset_minutes))
+    )
+    for form in (moment, moment.replace(tzinfo=dt.UTC), elsewhere, str(moment), str(elsewhere)):
+        assert _micros(form) == exact, form
+    days: dict[object, int] = {}
+    for form in (moment, str(moment), moment.isoformat(), str(moment)):
+        assert _day(form, days) == moment.toordinal(), form
+    assert _day(str(elsewhere), days) == elsewhere.toordinal()
