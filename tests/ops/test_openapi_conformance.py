@@ -74,6 +74,13 @@ def _headers(case: Any, auth: dict[str, dict[str, str]]) -> dict[str, str]:
     return auth["service" if case.operation.path.startswith(SERVICE_PATHS) else "provider"]
 
 
+FORM = "application/x-www-form-urlencoded"
+#: A form's fields are all strings and its schema is open (a page takes fields it ignores), so
+#: the only invalid form is one without a required field: a few negative examples find it, and
+#: each costs Hypothesis many rejected draws (a whole form operation took ~5 s of CPU at 25).
+FORM_NEGATIVE_EXAMPLES = 6
+
+
 def _form_operations() -> set[tuple[str, str]]:
     """(METHOD, path) of the operations whose body is an HTML form."""
     return {
@@ -84,11 +91,6 @@ def _form_operations() -> set[tuple[str, str]]:
     }
 
 
-FORM = "application/x-www-form-urlencoded"
-#: A form's fields are all strings and its schema is open (a page takes fields it ignores), so
-#: the only invalid form is one without a required field: a few negative examples find it, and
-#: each costs Hypothesis many rejected draws (a whole form operation took ~5 s of CPU at 25).
-FORM_NEGATIVE_EXAMPLES = 6
 FORMS = _form_operations()
 
 
@@ -135,14 +137,12 @@ def test_every_operation_conforms(api: Api, part: int) -> None:
     auth = _seed(api)
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 20
-    failures, tested = [], 0
+    failures = []
     for operation in operations[part::PARTS]:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            tested += 1
             failure = _run(operation, mode, auth)
             if failure:
                 failures.append(failure)
-    assert tested >= 2 * (len(operations) // PARTS)
     assert not failures, "\n\n".join(failures)
 
 
