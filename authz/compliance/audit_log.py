@@ -63,7 +63,7 @@ def verify(store: Store, against: dict[str, Any] | None = None) -> dict[str, Any
 
     After a retention purge a chain starts from its checkpoint (the hash of the last purged
     row, recorded in the changes chain itself), not from the genesis hash. A chain must end
-    exactly at its head (`chain_heads`, moved by a trigger on every insert): a truncated or
+    exactly at its head (`chain_heads`, moved with every write of its rows): a truncated or
     emptied table, or a last row moved elsewhere, does not. `against`, a verified signed
     checkpoint (`authz.compliance.audit_checkpoint`), must name a row of each chain that is
     still there with the same hash: a chain cut or re-hashed before it fails.

@@ -248,7 +248,8 @@ class AuditEvent(Base):
 class ChainHead(Base):
     """Where a hash chain (`changes`, `decisions`) must end: its newest row's seq and hash.
 
-    Moved forward by a trigger on every insert (migration e7a3c1f04b92), never by hand."""
+    Moved forward by a trigger on every insert (migration e7a3c1f04b92), never by hand; on
+    SQLite, the decisions chain's by its writer once a write instead (f4a8d2c6b913)."""
 
     __tablename__ = "chain_heads"
     name: Mapped[str] = mapped_column(String(20), primary_key=True)

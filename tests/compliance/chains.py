@@ -5,14 +5,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from authz.base import clock, ids
 from authz.compliance.audit_log import decision_hash
 from authz.policy.decision_log import HASH_FORMAT
 from authz.store import audit
 from authz.store.db import Store
-from authz.store.models import Decision
+from authz.store.models import ChainHead, Decision
 
 
 def append_decisions(
@@ -48,6 +48,15 @@ def append_decisions(
             prev = row.hash
             session.add(row)
             made.append(row.id)
+        session.flush()
+        if made:
+            # The head moves with the rows, as the log's writer moves it (on SQLite no trigger
+            # does since migration f4a8d2c6b913).
+            session.execute(
+                update(ChainHead)
+                .where(ChainHead.name == "decisions", ChainHead.seq < row.seq)
+                .values(seq=row.seq, hash=row.hash)
+            )
         session.commit()
     return made
 

@@ -198,7 +198,7 @@ def test_the_migration_keeps_every_payment_method_and_scopes_ids(empty_url: str)
     before = _rows(store)
     assert len(before) == 3
 
-    assert migrate.upgrade(engine) == ["e12b4d6f8a10"]
+    assert migrate.upgrade(engine) == [migrate.current(engine)]  # e12b4d6f8a10 and on
     assert migrate.upgrade(engine) == []
     assert _rows(store) == before  # nothing lost, nothing changed
     key = inspect(engine).get_pk_constraint("payment_methods")["constrained_columns"]

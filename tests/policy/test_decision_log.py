@@ -23,6 +23,7 @@ from authz.policy.decision_log import (
     DecisionLog,
     canonical_v2,
     decision_fields,
+    spool_text,
     to_row,
     utc_wall,
 )
@@ -128,6 +129,60 @@ def test_the_log_stores_each_decision_as_decided_and_the_chain_verifies(store: S
     assert out["ok"] and out["decisions"]["verified"] == len(decisions)
 
 
+def test_each_write_moves_the_chain_head_to_its_newest_row(store: Store) -> None:
+    """The writer moves the head (on SQLite, with no trigger since f4a8d2c6b913), once a
+    write: the chain ends at its head after every write. On SQLite a row slipped in by anything
+    else, however well chained, leaves the head behind, which verification reports; on
+    PostgreSQL the statement trigger moves the head for any insert."""
+    log = _log_of(store)
+    for size in (1, 5, 3):
+        for i in range(size):
+            log(_decision(clock.now(), "r", "org_a", None, "cli_b", f"inv_{i}"))
+        log.flush()
+        newest = _written(store)[-1]
+        assert audit_log.heads(store)["decisions"] == {"seq": newest.seq, "hash": newest.hash}
+        assert audit_log.verify(store)["ok"]
+    log.write([_decision(clock.now(), "r", "org_a", None, "cli_b", "inv_b")])
+    assert audit_log.heads(store)["decisions"]["seq"] == _written(store)[-1].seq
+    with store.engine.begin() as conn:
+        data = {c.name: getattr(newest, c.name) for c in DecisionRow.__table__.columns}
+        del data["seq"]
+        data.update(id="dec_slipped", prev_hash=_written(store)[-1].hash)
+        data["hash"] = audit_log.decision_hash(SimpleNamespace(**data))
+        conn.execute(insert(DecisionRow).values(data))
+    out = audit_log.verify(store)
+    if store.engine.dialect.name == "sqlite":
+        assert not out["ok"] and "not at its head" in out["decisions"]["first_break"]["reason"]
+    else:
+        assert out["ok"] and out["decisions"]["head"]["hash"] == data["hash"]
+
+
+def test_queued_and_batch_written_rows_store_the_same_types(store: Store) -> None:
+    """Queued rows go from their canonical text's fields to the columns (on SQLite without
+    conversion, by column affinity); what is stored is what a check-batch's rows store."""
+    log = _log_of(store)
+    cases = [("org_a", "cli_b", True), ("org_a", "cli_b", False), ("", None, False)]
+    for org, owner, allowed in cases:
+        d = _decision(clock.now(), "r", org, None, owner, "inv_1")
+        log(d._replace(allowed=allowed))
+    log.flush()
+    log.write([_decision(clock.now(), "r", org, None, owner, "inv_2") for org, owner, _ in cases])
+    with store.engine.connect() as conn:
+        if store.engine.dialect.name == "sqlite":
+            kinds = conn.execute(
+                text("SELECT typeof(allowed), typeof(revision), typeof(org_id) FROM decisions")
+            ).all()
+            assert [tuple(k) for k in kinds] == [
+                ("integer", "integer", "text"),
+                ("integer", "integer", "text"),
+                ("integer", "integer", "null"),
+            ] * 2
+    rows = _written(store)
+    assert [type(r.allowed) for r in rows] == [bool] * 6
+    assert [type(r.revision) for r in rows] == [int] * 6
+    assert audit_log.verify(store)["ok"]
+
+
 def test_a_labelled_resource_is_logged_with_its_labels(store: Store) -> None:
     """A reviewer reading the log sees that a PSY document was asked for, not just a document."""
     d = _decision(dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.UTC), "r", "org_a", None, "cli_b", "d")
@@ -159,6 +214,47 @@ def test_the_writer_hashes_what_canonical_v2_describes(store: Store) -> None:
         assert hashlib.sha256(f"{row.prev_hash}\n{canon}".encode()).hexdigest() == row.hash
         # Joined unless a field holds the separator; the JSON form holds it only escaped.
         assert canon.count("\x1f") == (0 if "\x1f" in row.reason else 12)
+
+
+_texts = st.text(st.characters(codec="utf-8"), max_size=12) | st.sampled_from(["", "\x1f", "cli_x"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    org=_texts,
+    actor=_texts,
+    account=st.none() | _texts,
+    owner=st.none() | _texts,
+    reason=_texts,
+    allowed=st.booleans(),
+    micros=st.integers(0, 10**6 - 1),
+    seconds=st.integers(0, 3),
+)
+def test_a_queued_decision_s_text_is_canonical_v2_of_its_row(
+    org: str,
+    actor: str,
+    account: str | None,
+    owner: str | None,
+    reason: str,
+    allowed: bool,
+    micros: int,
+    seconds: int,
+) -> None:
+    """`spool_text` (inlined for speed, its time cached a second) is `canonical_v2` of the row
+    `to_row` describes, separators and NULLs included."""
+    at = dt.datetime(2026, 12, 31, 23, 59, 58, tzinfo=dt.UTC) + dt.timedelta(
+        seconds=seconds, microseconds=micros
+    )
+    subject = Subject(actor, org, account)
+    request = CheckRequest(subject, "invoice.pay", Resource("invoice", "inv_1", owner), None)
+    d = Decision(allowed, "dec_1", reason, "rule", 3, at, request, owner, "sha256:x")
+    row = to_row(d)
+    want = canonical_v2(
+        row["id"], utc_wall(at), row["org_id"], row["actor"], row["subject"], row["action"],
+        json.dumps(row["resource"], sort_keys=True, separators=(",", ":")),
+        row["owner_client_id"], allowed, reason, "rule", "sha256:x", 3,
+    )  # fmt: skip
+    assert spool_text(d) == want
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
