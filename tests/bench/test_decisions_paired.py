@@ -61,3 +61,16 @@ def test_an_unknown_baseline_is_one_clear_line(tmp_path: Path) -> None:
     assert out.stderr.strip() == (
         f"bench decisions: --baseline no-such-rev-17: no such commit in {ROOT}"
     )
+
+
+def test_the_cold_start_is_judged_on_alternating_pairs(tmp_path: Path) -> None:
+    """The whole run at a tiny size: our cold start and pycasbin's load of the same grants are
+    timed in alternating pairs (each a process of its own) and the verdict is on their median."""
+    out = bench(
+        tmp_path, "--sizes", "40", "--samples", "50", "--rounds", "1", "--load-rounds", "3"
+    )
+    assert out.returncode == 0, out.stderr
+    pairs = next(line for line in out.stdout.splitlines() if "alternating pairs" in line)
+    assert pairs.startswith("start-up at 40 grants, 3 alternating pairs: ours ")
+    assert pairs.count(",") >= 4 and "median ratio" in pairs  # three ratios listed
+    assert "cold start ≤ pycasbin's load (paired): " in out.stdout
