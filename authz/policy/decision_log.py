@@ -645,7 +645,7 @@ def spool_text(d: Decision) -> str:
     req = d.request
     subject = req.subject
     org = subject.org or ""
-    owner = d.owner if d.owner and d.owner.startswith("cli_") else None
+    owner = _client_owner(d.owner)
     joined = _SEP.join(
         (
             d.decision_id,
