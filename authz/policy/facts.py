@@ -14,9 +14,11 @@ import datetime as dt
 import sys
 import threading
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import repeat
+from operator import floordiv, itemgetter, sub
 from pathlib import Path as FilePath
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeGuard, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
@@ -165,8 +167,9 @@ _LINK_COLS = (
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _NAIVE_EPOCH = _EPOCH.replace(tzinfo=None)
 _US = dt.timedelta(microseconds=1)
-# Rows read per round trip when loading everything.
-_CHUNK = 2_000
+# Rows read per round trip when loading everything: few enough that a chunk's rows are still
+# in the CPU's cache when each of its columns is read (2,000: a full load 6 % slower).
+_CHUNK = 512
 
 # NOTE: one record per client and per link, fields at fixed offsets in one flat array, so that a
 # decision touches one or two cache lines per entity instead of one per column (that is what made
@@ -203,6 +206,58 @@ def _micros(value: Any) -> int:
     # Naive means UTC (`clock.aware`'s rule), applied here by taking a naive moment from the
     # naive epoch: no aware copy of each of a million rows (two thirds of this function's cost).
     return (moment - (_NAIVE_EPOCH if moment.tzinfo is None else _EPOCH)) // _US or 1
+
+
+# Column-wise conversions (a full load): a chunk's column goes through C-level `map`s, and only a
+# column holding something else than the common form goes value by value through the functions
+# above, so that every value reads exactly as they read it.
+_FIRST_TEN = itemgetter(slice(0, 10))
+# Stands for a missing moment in a column of text: no store value equals it, and its day is 0.
+_NO_DAY = ()
+# A valid moment standing for a missing one, so that a column with gaps still converts at once.
+_SOME_MOMENT = "2000-01-01 00:00:00"
+
+
+_T = TypeVar("_T")
+
+
+def _found(values: list[_T | None]) -> TypeGuard[list[_T]]:
+    """No lookup of the column missed."""
+    return None not in values
+
+
+def _micros_column(values: Sequence[Any]) -> list[int]:
+    """`_micros` of each value, 0 for a falsy one (the grant fields' rule)."""
+    gaps = values.count(None)
+    if gaps == len(values):
+        return [0] * gaps
+    texts = [_SOME_MOMENT if v is None else v for v in values] if gaps else values
+    try:
+        # Naive text (what SQLite hands) converts here; anything else raises and goes below.
+        out = list(
+            map(
+                floordiv,
+                map(sub, map(dt.datetime.fromisoformat, texts), repeat(_NAIVE_EPOCH)),
+                repeat(_US),
+            )
+        )
+    except (TypeError, ValueError):
+        return [_micros(v) if v else 0 for v in values]
+    if gaps:
+        return [(m or 1) if v is not None else 0 for m, v in zip(out, values, strict=True)]
+    return [m or 1 for m in out] if 0 in out else out
+
+
+def _day_column(values: Sequence[Any], cache: dict[Any, int]) -> list[int]:
+    """`_day(value, cache)` of each value; `cache` must map `_NO_DAY` to 0."""
+    texts = [_NO_DAY if v is None else v for v in values] if None in values else values
+    try:
+        out = list(map(cache.get, map(_FIRST_TEN, texts)))
+    except TypeError:  # dates and datetimes (PostgreSQL)
+        return [_day(v, cache) for v in values]
+    if _found(out):
+        return out
+    return [_day(v, cache) if d is None else d for d, v in zip(out, values, strict=True)]
 
 
 def _return_free_memory() -> None:
@@ -409,15 +464,29 @@ class FactIndex:
             self.put_staff(self.providers, p)
         for r in reviewers:
             self.put_staff(self.reviewers, r)
+        if not unique:
+            for chunk in clients:
+                self._add_clients(chunk)
+            for chunk in links:
+                self._add_links(chunk)
+            for chunk in payments:
+                for row in chunk:
+                    self.put_payment(row)
+            return
+        # A full load: each chunk is taken a column at a time (`_Columns`), and a chunk that
+        # holds anything the column-wise reading does not cover goes row by row as before.
+        cols = _Columns()
         for chunk in clients:
-            self._add_clients(chunk)
+            if not cols.clients(self, chunk):
+                self._add_clients(chunk)
         for chunk in links:
-            self._add_links(chunk, unique=unique)
-        if unique:
-            self._li.rebuild()
+            if not cols.links(self, chunk):
+                self._add_links(chunk, unique=True)
+        self._li.rebuild()
         for chunk in payments:
-            for row in chunk:
-                self.put_payment(row)
+            if not cols.payments(self, chunk):
+                for row in chunk:
+                    self.put_payment(row)
 
     def _add_clients(self, rows: list[Any]) -> None:
         """Append clients never seen (a full load); a known id goes through `put_client`."""
@@ -1303,6 +1372,181 @@ class FactIndex:
     def counts(self) -> dict[str, int]:
         grants = len(self.l_id) - len(self._free)
         return {"clients": len(self._ci), "grants": grants, "payment_methods": len(self.pm)}
+
+
+class _Columns:
+    """A full load's chunks read a column at a time: the per-row work of `_add_clients`,
+    `_add_links` and `put_payment` done by C-level `map`s over each column, with the same
+    values as those (the tests hold every field to theirs). Each method returns False, having
+    changed nothing, for a chunk it does not cover: a row those skip or are to fail on, a word
+    the index has not seen yet (the row-by-row pass numbers new words in row order)."""
+
+    __slots__ = ("birth_days", "days", "flags", "kinds")
+
+    def __init__(self) -> None:
+        self.days: dict[Any, int] = {_NO_DAY: 0}
+        self.birth_days: dict[Any, int] = {_NO_DAY: 0}
+        #: (active, verified, client type) → a client's flags.
+        self.flags: dict[tuple[Any, Any, Any], int] = {}
+        #: (status, level, relationship's word) → a link's kind bits.
+        self.kinds: dict[tuple[Any, Any, int], int] = {}
+
+    def clients(self, index: FactIndex, rows: list[Any]) -> bool:
+        """`index._add_clients(rows)` of clients never seen (unique ids, an empty index)."""
+        if not rows:
+            return True
+        try:
+            cids, org_ids, names, ctypes, births, emails, verified, active = zip(*rows, strict=True)
+        except ValueError:
+            return False
+        orgs = list(map(index.orgs.get, org_ids))
+        if not _found(orgs):
+            return False
+        flag_of = self.flags
+        keys = list(zip(active, verified, ctypes, strict=True))
+        if None in map(flag_of.get, keys):
+            for key in keys:
+                if key not in flag_of:
+                    on, checked, ctype = key
+                    flag_of[key] = (
+                        _LIVE
+                        | (_ACTIVE if on else 0)
+                        | (_VERIFIED if checked else 0)
+                        | (_MINOR if ctype == "minor" else 0)
+                    )
+        flags = list(map(flag_of.__getitem__, keys))
+        try:
+            birth_days = _day_column(
+                [b if f & _MINOR else None for b, f in zip(births, flags, strict=True)],
+                self.birth_days,
+            )
+        except (TypeError, ValueError, AttributeError):
+            return False
+        words, word = index._words, index._word
+        known = list(map(words.get, names))
+        # In row order: new names are numbered as the row-by-row pass numbers them.
+        first = (
+            known
+            if _found(known)
+            else [word(n) if w is None else w for w, n in zip(known, names, strict=True)]
+        )
+        ci, c_id, groups, g_key, g_head = (
+            index._ci,
+            index.c_id,
+            index._groups,
+            index.g_key,
+            index.g_head,
+        )
+        start, n = len(c_id), len(rows)
+        ci.update(zip(cids, range(start, start + n), strict=True))
+        c_id.extend(cids)
+        group_of: list[int] = []
+        group_next: list[int] = []
+        for i, org, email in zip(range(start, start + n), orgs, emails, strict=True):
+            if email:
+                email_of = f"{org}|{email}"
+                group = groups.get(email_of, _NONE)
+                if group == _NONE:
+                    group = groups[email_of] = len(g_key)
+                    g_key.append(email_of)
+                    g_head.append(_NONE)
+                group_of.append(group)
+                group_next.append(g_head[group])
+                g_head[group] = i
+            else:
+                group_of.append(_NONE)
+                group_next.append(_NONE)
+        block = array("i", [_NONE]) * (_C * n)
+        for field, column in (
+            (_C_ORG, orgs),
+            (_C_FLAGS, flags),
+            (_C_GROUP, group_of),
+            (_C_NAME, first),
+            (_C_BIRTH, birth_days),
+            (_C_GNEXT, group_next),
+        ):
+            block[field::_C] = array("i", column)
+        index.c_rec.extend(block)
+        return True
+
+    def links(self, index: FactIndex, rows: list[Any]) -> bool:
+        """`index._add_links(rows, unique=True)` (unique ids, none seen, no free rows)."""
+        if not rows:
+            return True
+        if index._free:
+            return False
+        try:
+            lids, recv_ids, cg_ids, rels, statuses, levels, expires, by_ids, ack_at, act, rby = zip(
+                *rows, strict=True
+            )
+        except ValueError:
+            return False
+        ci, words = index._ci, index._words
+        recvs = list(map(ci.get, recv_ids))
+        cgs = list(map(ci.get, cg_ids))
+        if not _found(recvs) or not _found(cgs) or None in statuses:
+            return False
+        rel_words = list(map(words.get, rels))
+        staff = list(map(words.get, by_ids))
+        # A grant nobody acknowledged reads 0, not a word.
+        by = [w if b else 0 for w, b in zip(staff, by_ids, strict=True)]
+        if not _found(rel_words) or not _found(by):
+            return False
+        kind_of = self.kinds
+        keys = list(zip(statuses, levels, rel_words, strict=True))
+        try:
+            if None in map(kind_of.get, keys):
+                for key in keys:
+                    if key not in kind_of:
+                        status, level, rel = key
+                        kind_of[key] = _ST[status] | _LV[level or "full"] << 4 | rel << 8
+            kinds = list(map(kind_of.__getitem__, keys))
+            ack_days = _day_column(ack_at, self.days)
+            columns = (
+                (_L_RECV, recvs),
+                (_L_CG, cgs),
+                (_L_KIND, kinds),
+                (_L_ACK_BY, by),
+                (_L_ACK_DAY, ack_days),
+                (_L_EXP, _micros_column(expires)),
+            )
+            activated, review_by = array("q", _micros_column(act)), array("q", _micros_column(rby))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return False
+        crec, l_id = index.c_rec, index.l_id
+        start, n = len(l_id), len(rows)
+        next_out: list[int] = []
+        next_in: list[int] = []
+        # Each link goes first in its caregiver's and its receiver's chains, in row order.
+        for i, recv, cg in zip(range(start, start + n), recvs, cgs, strict=True):
+            at = cg * _C + _C_OUT
+            next_out.append(crec[at])
+            crec[at] = i
+            at = recv * _C + _C_IN
+            next_in.append(crec[at])
+            crec[at] = i
+        block = array("q", bytes(8 * _L * n))
+        for field, column in (*columns, (_L_NEXT_OUT, next_out), (_L_NEXT_IN, next_in)):
+            block[field::_L] = array("q", column)
+        l_id.extend(lids)
+        index.l_rec.extend(block)
+        index.l_act.extend(activated)
+        index.l_rby.extend(review_by)
+        return True
+
+    def payments(self, index: FactIndex, rows: list[Any]) -> bool:
+        """`index.put_payment` of each row."""
+        try:
+            pm_ids, client_ids = zip(*rows, strict=True)
+        except ValueError:
+            return not rows
+        owners = list(map(index._ci.get, client_ids))
+        if not _found(owners):
+            return False
+        at = map(int.__add__, map(int.__mul__, owners, repeat(_C)), repeat(_C_ORG))
+        orgs = map(index.c_rec.__getitem__, at)
+        index.pm.update(zip(zip(orgs, pm_ids, strict=True), owners, strict=True))
+        return True
 
 
 # Audit event families → the kind of entity the refresh reads again.
