@@ -426,6 +426,17 @@ class FactIndex:
             self.words.append(sys.intern(text))
         return i
 
+    def _group(self, org: int, email: str) -> int:
+        """The shared-email group of `email` in organization row `org`, made if new: the
+        clients who may toggle between their accounts (see `authz.policy.delegation`)."""
+        key = f"{org}|{email}"
+        group = self._groups.get(key, _NONE)
+        if group == _NONE:
+            group = self._groups[key] = len(self.g_key)
+            self.g_key.append(key)
+            self.g_head.append(_NONE)
+        return group
+
     # -- building -------------------------------------------------------------------------
 
     @classmethod
@@ -491,7 +502,7 @@ class FactIndex:
     def _add_clients(self, rows: list[Any]) -> None:
         """Append clients never seen (a full load); a known id goes through `put_client`."""
         ci, orgs, rec, c_id, word = self._ci, self.orgs, self.c_rec, self.c_id, self._word
-        groups, g_head, g_key = self._groups, self.g_head, self.g_key
+        g_head = self.g_head
         days: dict[Any, int] = {}
         for cid, org_id, first_name, ctype, birth, email, verified, active in rows:
             org = orgs.get(org_id)
@@ -504,12 +515,7 @@ class FactIndex:
             c_id.append(cid)
             group = gnext = _NONE
             if email:
-                key = f"{org}|{email}"
-                group = groups.get(key, _NONE)
-                if group == _NONE:
-                    group = groups[key] = len(g_key)
-                    g_key.append(key)
-                    g_head.append(_NONE)
+                group = self._group(org, email)
                 gnext, g_head[group] = g_head[group], i
             minor = ctype == "minor"
             rec.extend(
@@ -871,14 +877,7 @@ class FactIndex:
             self._add_clients([row])
             return
         rec, b = self.c_rec, i * _C
-        group = _NONE
-        if email:
-            key = f"{org}|{email}"
-            group = self._groups.get(key, _NONE)
-            if group == _NONE:
-                group = self._groups[key] = len(self.g_key)
-                self.g_key.append(key)
-                self.g_head.append(_NONE)
+        group = self._group(org, email) if email else _NONE
         old = rec[b + _C_GROUP]
         if old != group:
             if old != _NONE:
@@ -1430,13 +1429,7 @@ class _Columns:
             if _found(known)
             else [word(n) if w is None else w for w, n in zip(known, names, strict=True)]
         )
-        ci, c_id, groups, g_key, g_head = (
-            index._ci,
-            index.c_id,
-            index._groups,
-            index.g_key,
-            index.g_head,
-        )
+        ci, c_id, g_head = index._ci, index.c_id, index.g_head
         start, n = len(c_id), len(rows)
         ci.update(zip(cids, range(start, start + n), strict=True))
         c_id.extend(cids)
@@ -1444,12 +1437,7 @@ class _Columns:
         group_next: list[int] = []
         for i, org, email in zip(range(start, start + n), orgs, emails, strict=True):
             if email:
-                email_of = f"{org}|{email}"
-                group = groups.get(email_of, _NONE)
-                if group == _NONE:
-                    group = groups[email_of] = len(g_key)
-                    g_key.append(email_of)
-                    g_head.append(_NONE)
+                group = index._group(org, email)
                 group_of.append(group)
                 group_next.append(g_head[group])
                 g_head[group] = i
