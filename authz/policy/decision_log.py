@@ -445,9 +445,6 @@ class DecisionLog:
         # every worker waits for: inside it, one sha256 a row and the insert.
         rows: list[tuple[str, list[Any]]] = []
         revision, revision_s = -1, ""
-        # The wall time's text up to the second is formatted once a second: most decisions of
-        # a batch share it, and formatting a datetime is costly.
-        wall = _WallSecond()
         # The decisions of one check-batch share their moment and their subject object: their
         # text is built once.
         when: Any = None
@@ -463,7 +460,7 @@ class DecisionLog:
             req = d.request
             if d.at is not when:
                 when = d.at
-                at = wall.text(when)
+                at = _utc_wall_cached(when)
             if req.subject is not subject:
                 subject = req.subject
                 org = subject.org or None
@@ -602,31 +599,14 @@ def _insert_sql(rows: int) -> str:
     return "INSERT INTO decisions (" + _COLUMNS + ") VALUES " + ", ".join([one] * rows)  # noqa: S608
 
 
-class _WallSecond:
-    """`utc_wall` of the moments within the last second formatted (one thread's cache)."""
-
-    __slots__ = ("base", "end", "prefix")
-
-    def __init__(self) -> None:
-        self.base = self.end = _EPOCH
-        self.prefix = ""
-
-    def text(self, when: dt.datetime) -> str:
-        if when.tzinfo is dt.UTC and self.base <= when < self.end:
-            return f"{self.prefix}{when.microsecond:06d}"
-        at = utc_wall(when)
-        if when.tzinfo is dt.UTC:
-            self.base = when.replace(microsecond=0)
-            self.end, self.prefix = self.base + _SECOND, at[:20]
-        return at
-
-
 #: The second `_utc_wall_cached` formatted last: (start, end, text up to the second). One tuple,
 #: replaced whole, so that request threads sharing it never read halves of two seconds.
 _second: tuple[dt.datetime, dt.datetime, str] = (_EPOCH, _EPOCH, "")
 
 
 def _utc_wall_cached(when: dt.datetime) -> str:
+    """`utc_wall(when)`, formatted once a second: the decisions of a second share the text up
+    to it, and formatting a datetime is costly."""
     global _second
     start, end, prefix = _second
     if when.tzinfo is dt.UTC and start <= when < end:
