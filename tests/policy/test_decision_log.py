@@ -21,6 +21,8 @@ from authz.compliance import audit_log
 from authz.policy.decision_log import (
     HASH_FORMAT,
     DecisionLog,
+    _queued_rows,
+    _spooled_row,
     canonical_v2,
     decision_fields,
     spool_text,
@@ -257,12 +259,14 @@ def test_a_queued_decision_s_text_is_canonical_v2_of_its_row(
     assert spool_text(d) == want
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize(("seed", "plain"), [(1, False), (2, False), (3, False), (4, True)])
 def test_batches_of_rows_sharing_objects_and_values_are_written_as_decided(
-    store: Store, seed: int
+    store: Store, seed: int, plain: bool
 ) -> None:
     """Rows as a check-batch makes them (one moment and subject object, runs of one answer, a
-    separator in some fields) are each stored as decided, and their chain verifies."""
+    separator in some fields) are each stored as decided, and their chain verifies; `plain`
+    rows (no NULL, no separator: nearly every row in service) are queued batches the writer
+    splits whole."""
     rng = random.Random(seed)
     moments = [dt.datetime(2026, 11, 2, 9, 0, 0, m, tzinfo=dt.UTC) for m in (1, 2)]
     subjects = [
@@ -272,6 +276,8 @@ def test_batches_of_rows_sharing_objects_and_values_are_written_as_decided(
     ]
     reasons = ["one reason", "another", "a\x1fb"]
     owners = ["cli_b", "cli_c", None, "org_a"]
+    if plain:
+        subjects, reasons, owners = subjects[:1], reasons[:2], owners[:2]
     decisions: list[Decision] = []
     for i in range(300):
         owner = rng.choice(owners)
@@ -306,6 +312,35 @@ def test_batches_of_rows_sharing_objects_and_values_are_written_as_decided(
         assert {k: getattr(row, k) for k in want} == want
     out = audit_log.verify(store)
     assert out["ok"] and out["decisions"]["verified"] == len(decisions)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["org_a", ""]),
+            st.sampled_from(["cli_b", None, "org_a"]),
+            st.sampled_from(["plain", "a\x1fb", "Zo\u00eb\n"]),
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_a_queued_batch_gives_the_columns_its_rows_give_one_by_one(
+    cases: list[tuple[str, str | None, str, bool]],
+) -> None:
+    """The writer splits a queued batch in one piece when it can; the columns are those of
+    each text split on its own (`_spooled_row`), whatever NULLs and separators are mixed in."""
+    at = dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.UTC)
+    texts = [
+        spool_text(_decision(at, reason, org, None, owner, "inv_1")._replace(allowed=allowed))
+        for org, owner, reason, allowed in cases
+    ]
+    one_by_one = [_spooled_row(text, False) for text in texts]
+    rows = _queued_rows(texts, False)
+    assert rows.texts == texts
+    assert rows.columns == [value for _, values in one_by_one for value in values]
 
 
 TAMPER: dict[str, dict[str, Any]] = {
