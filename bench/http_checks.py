@@ -5,13 +5,14 @@
                                 [--skip-unknown]
 
 wrk runs (one thread, C keep-alive connections, S seconds each, R rounds that alternate every
-measure, medians; ratios are the median of the per-round ratios) against eight servers with 2
+measure, medians; ratios are the median of the per-round ratios) against seven servers with 2
 workers each over one temporary SQLite store: a bare Flask app answering a constant to the same
 POST under granian with `authz serve`'s settings (the ceiling) and under the gunicorn settings
 `authz serve` had before (`bench.gunicorn_baseline`); `authz serve --workers 2` as it was on
-gunicorn and as it is; and the latter with its decision log's sink a no-op (what the log costs:
-two servers of each side, since servers of the same code differ by more than the bar) and with
-its decision spool off (what the spool costs: the log as it was before it).
+gunicorn and as it is; the latter twice more with its decision log turned on and off in turn
+(what the log costs: each server against itself, since servers of the same code differ by more
+than the bar) and once with its decision spool off (what the spool costs: the log as it was
+before it).
 Measured: `POST /v1/access/check`, `POST /v1/access/check-batch` (N checks a request), and
 `POST /oauth/token` for a sign-in (an ID token exchanged) and a switch of account (a
 caregiver's token exchanged for the care receiver's). Beside the rates (which the machine's
@@ -248,15 +249,60 @@ def serve_gunicorn(port: int) -> None:
     gunicorn_baseline.serve_authz(port)
 
 
-def serve_unlogged(port: int) -> None:
-    """`authz serve --workers 2` with the decision log's sink replaced by a no-op (here only):
-    the check path without its log, to measure what the log costs it."""
+#: Where each worker of a `serve_toggled` server writes whether its log is on ("on"/"off").
+TOGGLE_DIR = "AUTHZ_BENCH_TOGGLE_DIR"
+
+
+def serve_toggled(port: int) -> None:
+    """`authz serve --workers 2` whose workers turn their decision log's sink into a no-op on
+    SIGUSR1 and back on SIGUSR2 (here only), each then writing "off" or "on" to its file in
+    $AUTHZ_BENCH_TOGGLE_DIR: what the log costs a check, measured on one server with it on and
+    off in turn. (Two servers of the same code differ by more than the 10 % bar: 4 % and 21 %
+    above a third in one run.)"""
     from authz.cli import main as cli
     from authz.policy import decision_log
 
-    decision_log.DecisionLog.__call__ = lambda self, decision: None  # type: ignore[method-assign]
-    decision_log.DecisionLog.write = lambda self, decisions: None  # type: ignore[method-assign]
+    log = decision_log.DecisionLog
+    real: tuple[Any, Any] = (log.__call__, log.write)
+    where = Path(os.environ[TOGGLE_DIR])
+
+    def switch(on: bool) -> Any:
+        def handler(_signum: int, _frame: Any) -> None:
+            # The class's own functions when on: the measured code is `authz serve`'s, unwrapped.
+            call, write = real if on else (_no_decision, _no_decisions)
+            setattr(log, "__call__", call)  # noqa: B010 (mypy forbids assigning a method)
+            setattr(log, "write", write)  # noqa: B010
+            (where / str(os.getpid())).write_text("on" if on else "off")
+
+        return handler
+
+    signal.signal(signal.SIGUSR1, switch(False))
+    signal.signal(signal.SIGUSR2, switch(True))
     cli(["serve", "--workers", "2", "--port", str(port)], standalone_mode=False)
+
+
+def _no_decision(_self: Any, _decision: Any) -> None:
+    return None
+
+
+def _no_decisions(_self: Any, _decisions: Any) -> None:
+    return None
+
+
+def set_log(server: subprocess.Popen[bytes], on: bool, where: Path, timeout: float = 10) -> None:
+    """Turn a `serve_toggled` server's log on or off in every worker and wait until each says
+    so (a worker runs the handler when its main thread next runs Python)."""
+    workers = _workers(server.pid)
+    for pid in workers:
+        os.kill(pid, signal.SIGUSR2 if on else signal.SIGUSR1)
+    want = "on" if on else "off"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        said = [where / str(pid) for pid in workers]
+        if all(f.exists() and f.read_text() == want for f in said):
+            return
+        time.sleep(0.02)  # a handler's file appearing has no event to await
+    raise RuntimeError(f"the workers {workers} did not turn their decision log {want}")
 
 
 def _start(cmd: list[str], env: dict[str, str], url: str, probe: str) -> subprocess.Popen[bytes]:
@@ -458,12 +504,12 @@ SERVERS = {
     "bare": (["-m", "bench.http_checks", "--serve", "bare"], "/"),
     "gunicorn": (["-m", "bench.http_checks", "--serve", "gunicorn"], "/.well-known/jwks.json"),
     "granian": (["-m", "authz.cli", "serve", "--workers", "2"], "/.well-known/jwks.json"),
-    "unlogged": (["-m", "bench.http_checks", "--serve", "unlogged"], "/.well-known/jwks.json"),
-    # A second server of each side of the log's cost: two servers of the same code measured
-    # 4 % and 21 % above a third in one run (2026-12-04), so one server a side cannot judge a
-    # 10 % bar; each round compares the pair's sums.
-    "granian_b": (["-m", "authz.cli", "serve", "--workers", "2"], "/.well-known/jwks.json"),
-    "unlogged_b": (["-m", "bench.http_checks", "--serve", "unlogged"], "/.well-known/jwks.json"),
+    # What the log costs: two servers (`serve_toggled`), each measured with its log on and off
+    # in turn. Two servers of the same code measured 4 % and 21 % above a third in one run
+    # (2026-12-04): comparing servers cannot judge a 10 % bar, comparing a server with itself
+    # can; each round pools the two servers' runs of each side.
+    "toggled": (["-m", "bench.http_checks", "--serve", "toggled"], "/.well-known/jwks.json"),
+    "toggled_b": (["-m", "bench.http_checks", "--serve", "toggled"], "/.well-known/jwks.json"),
     "unspooled": (["-m", "authz.cli", "serve", "--workers", "2"], "/.well-known/jwks.json"),
 }
 #: Settings of one server only: the decision log without its spool is the log before issue 12.
@@ -472,7 +518,7 @@ SERVE = {
     "bare": serve_bare,
     "bare_gunicorn": serve_bare_gunicorn,
     "gunicorn": serve_gunicorn,
-    "unlogged": serve_unlogged,
+    "toggled": serve_toggled,
 }
 
 
@@ -507,10 +553,14 @@ def main(argv: list[str] | None = None) -> int:
         fixture = build_store(workdir, url)
         env = {**os.environ, **fixture["env"], "PYTHONPATH": str(ROOT)}
         try:
+            toggles = {name: workdir / f"log-{name}" for name in ("toggled", "toggled_b")}
             for name, (args, probe) in SERVERS.items():
+                extra = {TOGGLE_DIR: str(toggles[name])} if name in toggles else {}
+                if name in toggles:
+                    toggles[name].mkdir()
                 servers[name] = _start(
                     [sys.executable, *args, "--port", str(ports[name])],
-                    {**env, **SERVER_ENV.get(name, {})},
+                    {**env, **SERVER_ENV.get(name, {}), **extra},
                     urls[name],
                     probe,
                 )
@@ -536,9 +586,10 @@ def main(argv: list[str] | None = None) -> int:
                 "bare": ("bare", "/", one, auth, "application/json"),
                 "check_gunicorn": ("gunicorn", "/v1/access/check", one, auth, "application/json"),
                 "check": ("granian", "/v1/access/check", one, auth, "application/json"),
-                "unlogged": ("unlogged", "/v1/access/check", one, auth, "application/json"),
-                "check_b": ("granian_b", "/v1/access/check", one, auth, "application/json"),
-                "unlogged_b": ("unlogged_b", "/v1/access/check", one, auth, "application/json"),
+                "logged": ("toggled", "/v1/access/check", one, auth, "application/json"),
+                "unlogged": ("toggled", "/v1/access/check", one, auth, "application/json"),
+                "logged_b": ("toggled_b", "/v1/access/check", one, auth, "application/json"),
+                "unlogged_b": ("toggled_b", "/v1/access/check", one, auth, "application/json"),
                 "unspooled": ("unspooled", "/v1/access/check", one, auth, "application/json"),
                 "batch": ("granian", "/v1/access/check-batch", many, auth, "application/json"),
                 "sign_in": ("granian", "/oauth/token", fam["sign_in"], basic, form),
@@ -549,6 +600,8 @@ def main(argv: list[str] | None = None) -> int:
             # alike; ratios are taken within a round.
             for _ in range(a.rounds):
                 for key, (name, path, body, authorization, ctype) in plan.items():
+                    if name in toggles:
+                        set_log(servers[name], key.startswith("logged"), toggles[name])
                     runs[key].append(
                         wrk(
                             urls[name] + path,
@@ -581,7 +634,7 @@ def main(argv: list[str] | None = None) -> int:
     cpu_vs_bare = 1 / _paired(runs["check"], runs["bare"], "cpu_us")
     bare_gain = _paired(runs["bare"], runs["bare_gunicorn"], "rate")
     logged, unlogged = (
-        _pooled(runs["check"], runs["check_b"]),
+        _pooled(runs["logged"], runs["logged_b"]),
         _pooled(runs["unlogged"], runs["unlogged_b"]),
     )
     log_cpu = _paired(logged, unlogged, "cpu_us") - 1
@@ -623,11 +676,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{cpu_vs_bare:.0%} by CPU (target ≥ 90 %)",
     )
     per_request(
-        "  the same, decision log sink a no-op",
+        "  the same, decision log turned off",
         med["unlogged"],
         f"{med['unlogged']['rate']:,.0f}",
-        f"the log costs a check {log_cpu:+.0%} CPU, {log_rate:+.0%} rate, two servers a side "
-        "(target ≤ 10 %)",
+        f"the log costs a check {log_cpu:+.0%} CPU, {log_rate:+.0%} rate, two servers each on "
+        "and off in turn (target ≤ 10 %)",
     )
     per_request(
         "  the same, decision log without its spool",
