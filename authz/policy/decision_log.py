@@ -144,8 +144,7 @@ class _Rows(NamedTuple):
 
 _FLAGS = "0123456789abcdef"
 #: Flags digits of a row with no NULL field: "0" denied, "1" allowed.
-_NO_NULLS = ("0", "1")
-_NO_NULLS_SET = frozenset(_NO_NULLS)
+_NO_NULLS = frozenset(("0", "1"))
 
 
 def _hash(prev: str, canon: str) -> str:
@@ -693,7 +692,7 @@ def _queued_rows(texts: list[str], postgres: bool) -> _Rows:
         # form has no raw separator (one part) and `spool_text` never makes more than 13, so
         # 13 parts a text means each text gave exactly 13.
         columns = _SEP.join(texts).split(_SEP)
-        if len(columns) == 13 * len(texts) and _NO_NULLS_SET.issuperset(columns[8::13]):
+        if len(columns) == 13 * len(texts) and _NO_NULLS.issuperset(columns[8::13]):
             return _Rows(texts, columns)
     return _joined([_spooled_row(text, postgres) for text in texts])
 
