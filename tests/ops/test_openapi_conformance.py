@@ -137,9 +137,17 @@ def test_every_operation_conforms(api: Api, part: int) -> None:
     auth = _seed(api)
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 20
+    # Invalid input is refused by the HTTP layer's validation before any store is read, the
+    # same code whichever store is behind it: negative examples run on SQLite only (half of this
+    # test's time on PostgreSQL went to generating them). Valid input, which reaches the store
+    # and whatever it enforces (PostgreSQL's column lengths), runs on both.
+    sqlite = api.app.extensions["authz"].store.engine.dialect.name == "sqlite"
+    modes = (
+        (GenerationMode.POSITIVE, GenerationMode.NEGATIVE) if sqlite else (GenerationMode.POSITIVE,)
+    )
     failures = []
     for operation in operations[part::PARTS]:
-        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+        for mode in modes:
             failure = _run(operation, mode, auth)
             if failure:
                 failures.append(failure)
