@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import functools
 import gc
 import json
 import os
@@ -40,8 +41,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -258,13 +260,22 @@ def serve_toggled(port: int) -> None:
     SIGUSR1 and back on SIGUSR2 (here only), each then writing "off" or "on" to its file in
     $AUTHZ_BENCH_TOGGLE_DIR: what the log costs a check, measured on one server with it on and
     off in turn. (Two servers of the same code differ by more than the 10 % bar: 4 % and 21 %
-    above a third in one run.)"""
+    above a third in one run.) Each log's writer thread adds its thread id to `<pid>.writer`
+    there, so that its CPU can be told apart from the rest of the worker's (`writers_cpu`)."""
     from authz.cli import main as cli
     from authz.policy import decision_log
 
     log = decision_log.DecisionLog
     real: tuple[Any, Any] = (log.__call__, log.write)
     where = Path(os.environ[TOGGLE_DIR])
+    run = log._run
+
+    def run_and_say(self: Any) -> None:
+        with open(where / f"{os.getpid()}.writer", "a") as said:
+            said.write(f"{threading.get_native_id()}\n")
+        run(self)
+
+    setattr(log, "_run", run_and_say)  # noqa: B010 (as above)
 
     def switch(on: bool) -> Any:
         def handler(_signum: int, _frame: Any) -> None:
@@ -287,6 +298,22 @@ def _no_decision(_self: Any, _decision: Any) -> None:
 
 def _no_decisions(_self: Any, _decisions: Any) -> None:
     return None
+
+
+def writers_cpu(where: Path) -> float:
+    """CPU seconds so far of the decision log writer threads that a `serve_toggled` server's
+    workers listed in `where` (threads that ended count no more)."""
+    total = 0
+    for said in where.glob("*.writer"):
+        pid = said.name.split(".")[0]
+        for tid in said.read_text().split():
+            try:
+                # The scheduler's nanoseconds on a CPU: a writer's few milliseconds a second
+                # would be a clock tick or none in `stat`.
+                total += int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[0])
+            except OSError:
+                continue
+    return total / 1e9
 
 
 def set_log(server: subprocess.Popen[bytes], on: bool, where: Path, timeout: float = 10) -> None:
@@ -377,9 +404,11 @@ def wrk(
     server: int | None = None,
     content_type: str = "application/json",
     drain: float = 3.0,
+    part: Callable[[], float] | None = None,
 ) -> dict[str, Any]:
     """One warmed-up wrk run; with `server` (a server's master pid), also the CPU seconds its
-    workers spent per request during the run, which the machine's other load does not skew.
+    workers spent per request during the run, which the machine's other load does not skew, and
+    with `part` (CPU seconds so far of some of their threads) that part of it as `part_us`.
     Then `drain` seconds of rest for the server's decision log."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(
@@ -396,8 +425,10 @@ def wrk(
         cmd = ["wrk", "-t1", f"-c{connections}", "--timeout", "10s", "-s", script.name, url]
         subprocess.run([*cmd, "-d2s"], capture_output=True, text=True, check=True)  # warm-up
         cpu = _workers_cpu(server) if server else 0.0
+        some = part() if part else 0.0
         run = subprocess.run([*cmd, f"-d{seconds}s"], capture_output=True, text=True, check=True)
         cpu = _workers_cpu(server) - cpu if server else 0.0
+        some = part() - some if part else 0.0
         # Let the decision log drain before the next run, so that no run pays for another's.
         time.sleep(drain)
     finally:
@@ -408,6 +439,7 @@ def wrk(
         raise SystemExit(f"wrk run against {url} had failures: {result}")
     result["rate"] = result["requests"] / result["seconds"]
     result["cpu_us"] = cpu / max(1, result["requests"]) * 1e6
+    result["part_us"] = some / max(1, result["requests"]) * 1e6
     return result
 
 
@@ -612,6 +644,9 @@ def main(argv: list[str] | None = None) -> int:
                             authorization,
                             servers[name].pid,
                             ctype,
+                            part=functools.partial(writers_cpu, toggles[name])
+                            if name in toggles
+                            else None,
                         )
                     )
             med = {k: _median_run(v) for k, v in runs.items()}
@@ -639,6 +674,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     log_cpu = _paired(logged, unlogged, "cpu_us") - 1
     log_rate = 1 - _paired(logged, unlogged, "rate")
+    # The writer threads' CPU in the logged runs: the part of the log's cost that is theirs
+    # (the rest is the request thread's share: the row's text, the spool, the queue).
+    writer_http_us = statistics.median(r["part_us"] for r in logged)
     spool_cpu = _paired(runs["check"], runs["unspooled"], "cpu_us") - 1
     batch_cpu = batch["cpu_us"] / a.batch
 
@@ -710,11 +748,12 @@ def main(argv: list[str] | None = None) -> int:
     _print_table(
         ("measure", "requests", "decisions/s", "p50", "p99", "server CPU/req", "vs target"), rows
     )
+    log_us = med["logged"]["cpu_us"] - med["unlogged"]["cpu_us"]
     print(
-        f"decision log writer: {writer_us:.1f} µs a decision in-process = "
-        f"{writer_us / check['cpu_us']:.1%} of an HTTP check's server CPU "
-        f"({check['cpu_us']:.0f} µs), and {writer_us * decisions / 2e6:.0%} of the cores at the "
-        "batch rate"
+        f"decision log writer: {writer_us:.1f} µs a decision in-process; over HTTP its threads "
+        f"spent {writer_http_us:.1f} µs a check, of the {log_us:.0f} µs the log cost a check on "
+        f"the first toggled server ({med['logged']['cpu_us']:.0f} µs a check with it on); "
+        f"{writer_us * decisions / 2e6:.0%} of the cores at the batch rate"
     )
     if unknown is not None:
         print(
@@ -748,13 +787,18 @@ def _paired(runs: list[dict[str, Any]], baseline: list[dict[str, Any]], key: str
 
 
 def _pooled(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Two servers' runs of each round as one: rates summed, CPU a request averaged by
-    requests (the pair's CPU over the pair's requests)."""
+    """Two servers' runs of each round as one: rates summed, CPU a request (all of it, and the
+    measured part of it) averaged by requests (the pair's CPU over the pair's requests)."""
+
+    def per_request(x: dict[str, Any], y: dict[str, Any], key: str) -> float:
+        total = x[key] * x["requests"] + y[key] * y["requests"]
+        return float(total / (x["requests"] + y["requests"]))
+
     return [
         {
             "rate": x["rate"] + y["rate"],
-            "cpu_us": (x["cpu_us"] * x["requests"] + y["cpu_us"] * y["requests"])
-            / (x["requests"] + y["requests"]),
+            "cpu_us": per_request(x, y, "cpu_us"),
+            "part_us": per_request(x, y, "part_us"),
         }
         for x, y in zip(a, b, strict=True)
     ]

@@ -69,12 +69,17 @@ def test_a_toggled_server_records_checks_only_while_its_log_is_on(tmp_path: Path
         before = _recorded(db)
         checks(40)
         assert _recorded(db) == before  # answered, not recorded: the log is off
+        writers = http_checks.writers_cpu(said)
         http_checks.set_log(server, True, said)
         checks(40)
         assert _recorded(db) == before + 40
+        # The writer threads wrote them: their CPU, which the bench reports apart, moved.
+        assert http_checks.writers_cpu(said) > writers
         workers = http_checks._workers(server.pid)
-        assert sorted(p.name for p in said.iterdir()) == sorted(str(w) for w in workers)
-        assert all(p.read_text() == "on" for p in said.iterdir())
+        states = [p for p in said.iterdir() if p.suffix != ".writer"]
+        assert sorted(p.name for p in states) == sorted(str(w) for w in workers)
+        assert all(p.read_text() == "on" for p in states)
+        assert sorted(p.stem for p in said.glob("*.writer")) == sorted(str(w) for w in workers)
     finally:
         http_checks._stop(server)
     assert http_checks.live_in_group(server.pid) == []
