@@ -275,13 +275,13 @@ def serve_toggled(port: int) -> None:
             said.write(f"{threading.get_native_id()}\n")
         run(self)
 
-    setattr(log, "_run", run_and_say)  # noqa: B010 (as above)
+    setattr(log, "_run", run_and_say)  # noqa: B010 (mypy forbids assigning a method)
 
     def switch(on: bool) -> Any:
         def handler(_signum: int, _frame: Any) -> None:
             # The class's own functions when on: the measured code is `authz serve`'s, unwrapped.
-            call, write = real if on else (_no_decision, _no_decisions)
-            setattr(log, "__call__", call)  # noqa: B010 (mypy forbids assigning a method)
+            call, write = real if on else (_nothing, _nothing)
+            setattr(log, "__call__", call)  # noqa: B010 (as above)
             setattr(log, "write", write)  # noqa: B010
             (where / str(os.getpid())).write_text("on" if on else "off")
 
@@ -292,12 +292,8 @@ def serve_toggled(port: int) -> None:
     cli(["serve", "--workers", "2", "--port", str(port)], standalone_mode=False)
 
 
-def _no_decision(_self: Any, _decision: Any) -> None:
-    return None
-
-
-def _no_decisions(_self: Any, _decisions: Any) -> None:
-    return None
+def _nothing(_self: Any, _decisions: Any) -> None:
+    """The log's sink turned off: a decision (`__call__`) or a batch (`write`) goes nowhere."""
 
 
 def writers_cpu(where: Path) -> float:
@@ -677,6 +673,8 @@ def main(argv: list[str] | None = None) -> int:
     # The writer threads' CPU in the logged runs: the part of the log's cost that is theirs
     # (the rest is the request thread's share: the row's text, the spool, the queue).
     writer_http_us = statistics.median(r["part_us"] for r in logged)
+    logged_us = statistics.median(r["cpu_us"] for r in logged)
+    log_us = logged_us - statistics.median(r["cpu_us"] for r in unlogged)
     spool_cpu = _paired(runs["check"], runs["unspooled"], "cpu_us") - 1
     batch_cpu = batch["cpu_us"] / a.batch
 
@@ -748,11 +746,10 @@ def main(argv: list[str] | None = None) -> int:
     _print_table(
         ("measure", "requests", "decisions/s", "p50", "p99", "server CPU/req", "vs target"), rows
     )
-    log_us = med["logged"]["cpu_us"] - med["unlogged"]["cpu_us"]
     print(
         f"decision log writer: {writer_us:.1f} µs a decision in-process; over HTTP its threads "
         f"spent {writer_http_us:.1f} µs a check, of the {log_us:.0f} µs the log cost a check on "
-        f"the first toggled server ({med['logged']['cpu_us']:.0f} µs a check with it on); "
+        f"the toggled servers ({logged_us:.0f} µs a check with it on); "
         f"{writer_us * decisions / 2e6:.0%} of the cores at the batch rate"
     )
     if unknown is not None:
