@@ -415,6 +415,7 @@ def print_table(results: dict[int, dict[str, Any]]) -> None:
             f"{e['snapshot_save_s']:.1f} s, restart read it: {row['restart']['loaded_from']}"
         )
     big = results[max(results)]["engine"]
+    restart_rss = results[max(results)]["restart"]["rss_mb"]
     checks = {
         f"median ≤ {TARGETS['median_us']} µs": big["median_us"] <= TARGETS["median_us"],
         f"p99 ≤ {TARGETS['p99_us']} µs": big["p99_us"] <= TARGETS["p99_us"],
@@ -426,6 +427,8 @@ def print_table(results: dict[int, dict[str, Any]]) -> None:
         f"restart ≤ {TARGETS['startup_s']} s": results[max(results)]["restart"]["startup_s"]
         <= TARGETS["startup_s"],
         f"RSS ≤ {TARGETS['rss_mb']} MB": big["rss_mb"] <= TARGETS["rss_mb"],
+        # A restarted worker reads the snapshot: it keeps the same bar for as long as it runs.
+        f"RSS after a restart ≤ {TARGETS['rss_mb']} MB": restart_rss <= TARGETS["rss_mb"],
         f"unknown subjects < {TARGETS['unknown_mb']} MB": big["unknown_mb"] < TARGETS["unknown_mb"],
     }
     cold = results[max(results)].get("cold")
