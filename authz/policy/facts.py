@@ -757,7 +757,7 @@ class FactIndex:
         self._words = dict(zip(self.words, range(len(self.words)), strict=True))
         self.c_id, self.c_rec = c_id, c_rec
         # One int object a client row, which the payment methods below share as a full read
-        # shares them (28 bytes a payment method otherwise: 14 MB at a million grants).
+        # shares them (an int object a payment method otherwise: 14 MB at a million grants).
         numbers = list(range(len(c_id)))
         self._ci = dict(zip(c_id, numbers, strict=True))
         self.g_key, self.g_head = g_key, g_head

@@ -126,8 +126,8 @@ def test_a_restart_reads_the_snapshot_and_the_changes_since(sqlite_store: Store)
 
 
 def test_a_restart_holds_the_index_as_compactly_as_a_full_read(sqlite_store: Store) -> None:
-    """A restarted worker keeps the memory bar a cold one keeps (`bench decisions`: 504 MB
-    against 491 at a million grants before): its arrays hold no spare room, and its payment
+    """A restarted worker keeps the memory bar a cold one keeps (`bench decisions` at a million
+    grants before: 506.9 MB against 494.0): its arrays hold no spare room, and its payment
     methods share the client rows' numbers instead of an int object each."""
     store = sqlite_store
     ids = family(store)
