@@ -80,11 +80,10 @@ def read_anchor(path: Path) -> Anchor | None:
 def _exact(kind: str, data: memoryview) -> array[Any]:
     """`data` as an array of `kind` holding no spare room: `frombytes` reserves a sixteenth more
     (5 MB over a million-grant index's arrays, which a worker keeps for its life)."""
-    values = array(kind)
-    count, odd = divmod(len(data), values.itemsize)
+    count, odd = divmod(len(data), array(kind).itemsize)
     if odd:
         raise ValueError("a section's size is not a whole number of items")
-    values = array(kind, [0]) * count if count else values
+    values = array(kind, [0]) * count
     with memoryview(values) as view, view.cast("B") as raw:
         raw[:] = data
     return values
